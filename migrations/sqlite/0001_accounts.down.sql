@@ -1,0 +1,4 @@
+DROP TABLE mail_outbox;
+DROP TABLE email_tokens;
+DROP TABLE sessions;
+DROP TABLE users;

@@ -1,0 +1,10 @@
+//! Types that parse their input: once a value of one of these exists it is valid,
+//! so handlers and services never re-validate.
+
+mod email;
+mod password;
+mod username;
+
+pub use email::Email;
+pub use password::Password;
+pub use username::Username;

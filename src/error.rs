@@ -1,0 +1,200 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Every handler returns `Result<_, AppError>`; `IntoResponse` below renders the contract's
+//! shapes (DESIGN §5): `{"detail": "...", "code": "..."}` for ordinary errors and the
+//! FastAPI-compatible list for 422s. Internal errors are logged and never leak to clients.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// One entry of a 422 body, shaped like FastAPI's so existing clients keep working.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct FieldError {
+    pub loc: Vec<String>,
+    pub msg: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl FieldError {
+    /// `location` is "body", "query" or "path"; `field` may be empty for the whole body.
+    pub fn new(location: &str, field: &str, msg: impl Into<String>, kind: &str) -> Self {
+        let mut loc = vec![location.to_owned()];
+        if !field.is_empty() {
+            loc.extend(field.split('.').map(str::to_owned));
+        }
+        Self {
+            loc,
+            msg: msg.into(),
+            kind: kind.to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("{detail}")]
+    BadRequest { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Unauthorized { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Forbidden { code: &'static str, detail: String },
+    #[error("{detail}")]
+    NotFound { code: &'static str, detail: String },
+    #[error("{detail}")]
+    Conflict { code: &'static str, detail: String },
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after_secs: u64,
+    },
+    #[error("service unavailable")]
+    Unavailable,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn validation(location: &str, field: &str, msg: impl Into<String>, kind: &str) -> Self {
+        Self::Validation(vec![FieldError::new(location, field, msg, kind)])
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code: "unauthorized",
+            detail: detail.into(),
+        }
+    }
+
+    /// The answer to any token that does not grant access, whatever the reason:
+    /// telling reasons apart would help an attacker probe.
+    pub fn invalid_token() -> Self {
+        Self::unauthorized("Could not validate credentials")
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::Forbidden {
+            code: "forbidden",
+            detail: detail.into(),
+        }
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::NotFound {
+            code: "not_found",
+            detail: detail.into(),
+        }
+    }
+
+    pub fn user_not_found() -> Self {
+        Self::not_found("User not found")
+    }
+
+    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::UsernameTaken => {
+                Self::conflict("username_taken", "Username already registered")
+            }
+            StoreError::EmailTaken => Self::conflict("email_taken", "Email already registered"),
+            StoreError::Unavailable(e) => {
+                tracing::error!(error = %e, "database unavailable");
+                Self::Unavailable
+            }
+            StoreError::Other(e) => Self::Internal(e.into()),
+        }
+    }
+}
+
+/// Renders `{"detail", "code"}` with a status; used by the JSON 404/405/413 fallbacks too.
+pub fn error_body(status: StatusCode, code: &str, detail: &str) -> Response {
+    (status, Json(json!({ "detail": detail, "code": code }))).into_response()
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match self {
+            Self::Validation(errors) => (
+                status,
+                Json(json!({ "detail": errors, "code": "validation_error" })),
+            )
+                .into_response(),
+            Self::BadRequest { code, detail }
+            | Self::Forbidden { code, detail }
+            | Self::NotFound { code, detail }
+            | Self::Conflict { code, detail } => error_body(status, code, &detail),
+            Self::Unauthorized { code, detail } => {
+                let mut response = error_body(status, code, &detail);
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                response
+            }
+            Self::PayloadTooLarge => {
+                error_body(status, "payload_too_large", "Request body too large")
+            }
+            Self::TooManyRequests {
+                detail,
+                retry_after_secs,
+            } => {
+                let mut response = error_body(status, "rate_limited", &detail);
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after_secs.max(1)),
+                );
+                response
+            }
+            Self::Unavailable => error_body(
+                status,
+                "service_unavailable",
+                "Service temporarily unavailable",
+            ),
+            Self::Internal(err) => {
+                // The chain goes to the log (inside the request's span, so with its id);
+                // the client learns nothing about internals.
+                tracing::error!(error = ?err, "internal error");
+                error_body(status, "internal_error", "Internal server error")
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The access levels of DESIGN §5 as extractors: a handler that takes `VerifiedUser`
+//! cannot run for anyone else.
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::{header, request::Parts, HeaderMap};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::AppError;
+use crate::services::auth::{authenticate, ClientInfo, CurrentUser};
+use crate::state::AppState;
+
+/// Headers that carry an internal service key; `api-key` is what the original's clients send.
+const API_KEY_HEADERS: [&str; 2] = ["x-api-key", "api-key"];
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers)
+            .ok_or_else(|| AppError::unauthorized("Not authenticated"))?;
+        authenticate(state, token).await
+    }
+}
+
+/// Authenticated and, when REQUIRE_EMAIL_VERIFICATION is on, with a verified address.
+pub struct VerifiedUser(pub CurrentUser);
+
+impl FromRequestParts<AppState> for VerifiedUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let current = CurrentUser::from_request_parts(parts, state).await?;
+        if state.config.require_email_verification && !current.user.is_verified {
+            return Err(AppError::Forbidden {
+                code: "email_not_verified",
+                detail: "Email not verified".into(),
+            });
+        }
+        Ok(Self(current))
+    }
+}
+
+/// An authenticated administrator.
+pub struct Admin(pub CurrentUser);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let current = CurrentUser::from_request_parts(parts, state).await?;
+        if !current.is_admin() {
+            return Err(AppError::forbidden("Admin privileges required"));
+        }
+        Ok(Self(current))
+    }
+}
+
+/// Either an internal service (valid API key) or a signed-in user. A request that sends
+/// an API key is judged by the key alone.
+pub enum Caller {
+    Internal,
+    User(CurrentUser),
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let presented = API_KEY_HEADERS
+            .iter()
+            .find_map(|name| parts.headers.get(*name));
+        match presented {
+            Some(key) => {
+                if key_matches(key.as_bytes(), state) {
+                    Ok(Self::Internal)
+                } else {
+                    Err(AppError::unauthorized("Invalid API key"))
+                }
+            }
+            None => CurrentUser::from_request_parts(parts, state)
+                .await
+                .map(Self::User),
+        }
+    }
+}
+
+/// Compares digests, so the comparison takes the same time whatever the key's length or
+/// content, and checks every configured key without stopping early.
+fn key_matches(presented: &[u8], state: &AppState) -> bool {
+    let presented = Sha256::digest(presented);
+    state
+        .config
+        .internal_api_keys
+        .iter()
+        .fold(false, |found, key| {
+            let candidate = Sha256::digest(key.expose().as_bytes());
+            found | bool::from(candidate.ct_eq(&presented))
+        })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(MAX_USER_AGENT_CHARS).collect());
+        Ok(Self { ip, user_agent })
+    }
+}

@@ -1,0 +1,8 @@
+//! Extractors: request bodies that fail with the contract's 422 shape, and the access
+//! levels of DESIGN §5 as types a handler asks for.
+
+mod access;
+pub mod body;
+
+pub use access::{Admin, Caller, VerifiedUser};
+pub use body::{AppJson, AppQuery, JsonOrForm};

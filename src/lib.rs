@@ -1,0 +1,15 @@
+//! auth-service: accounts, sessions and a credits ledger behind one HTTP API.
+//! See DESIGN.md (shared with the clients) for the contract; README.md for operation.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod secret;
+pub mod services;
+pub mod state;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,66 @@
+//! The OpenAPI document, generated from the handlers' annotations, and a Swagger UI page
+//! whose assets are compiled into the binary (no network needed to browse it).
+
+use std::sync::OnceLock;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{auth, email_links, health, users, ErrorBody, MessageResponse};
+use crate::services::auth::TokenPair;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "auth-service", description = "Authentication and credits service"),
+    paths(
+        auth::register, auth::login, auth::refresh, auth::logout, auth::me,
+        email_links::verify_email, email_links::verify_email_link, email_links::resend_verification,
+        email_links::password_reset_request, email_links::reset_password,
+        users::get_user, users::change_password, users::change_email, users::delete_user,
+        health::health,
+    ),
+    components(schemas(ErrorBody, MessageResponse, TokenPair)),
+    modifiers(&SecuritySchemes),
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// The document as JSON, built once.
+pub fn openapi_json() -> &'static serde_json::Value {
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
+    DOC.get_or_init(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or_default())
+}
+
+pub fn router() -> Router {
+    Router::new()
+        .route("/openapi.json", get(|| async { Json(openapi_json()) }))
+        .merge(swagger_ui_dist::generate_routes(
+            swagger_ui_dist::ApiDefinition {
+                uri_prefix: "/docs",
+                api_definition: swagger_ui_dist::OpenApiSource::Uri("/openapi.json"),
+                title: Some("auth-service API"),
+            },
+        ))
+}

@@ -1,0 +1,41 @@
+//! HTTP routes: one router per area, thin handlers that parse, call a service, shape the answer.
+
+pub mod auth;
+pub mod docs;
+pub mod email_links;
+pub mod health;
+pub mod users;
+
+use axum::Router;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::state::AppState;
+
+pub fn api() -> Router<AppState> {
+    Router::new()
+        .merge(auth::router())
+        .merge(email_links::router())
+        .merge(users::router())
+        .merge(health::router())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageResponse {
+    message: String,
+}
+
+impl MessageResponse {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+/// The shape of every error but 422 (DESIGN §5).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    detail: String,
+    code: String,
+}

@@ -1,0 +1,180 @@
+//! One account by name: read it, change its password or email, delete it.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
+use axum::routing::{get, put};
+use axum::{body::Bytes, Json, Router};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{ErrorBody, MessageResponse};
+use crate::domain::{Email, Password, Username};
+use crate::error::AppError;
+use crate::extract::{body::parse_json, AppJson, AppQuery, Caller, VerifiedUser};
+use crate::services::account;
+use crate::state::AppState;
+use crate::store::User;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/users/{username}", get(get_user).delete(delete_user))
+        .route("/auth/users/{username}/password", put(change_password))
+        .route("/auth/users/{username}/email", put(change_email))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserResponse {
+    id: i64,
+    username: String,
+    email: String,
+    is_admin: bool,
+    is_verified: bool,
+}
+
+impl From<User> for UserResponse {
+    fn from(u: User) -> Self {
+        Self {
+            id: u.id,
+            username: u.username,
+            email: u.email,
+            is_admin: u.is_admin,
+            is_verified: u.is_verified,
+        }
+    }
+}
+
+/// For the user themself, an admin, or an internal service (`X-API-Key`).
+#[utoipa::path(get, path = "/auth/users/{username}", tag = "users",
+    params(("username" = String, Path)), security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = UserResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Another user's account", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn get_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(username): Path<String>,
+) -> Result<Json<UserResponse>, AppError> {
+    let user = match caller {
+        Caller::User(current) => account::target_account(&state, &current, &username, true).await?,
+        Caller::Internal => {
+            let key = Username::parse(&username)
+                .map_err(|_| AppError::user_not_found())?
+                .key();
+            state
+                .store
+                .user_by_username(&key)
+                .await?
+                .ok_or_else(AppError::user_not_found)?
+        }
+    };
+    Ok(Json(user.into()))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChangePasswordRequest {
+    current_password: String,
+    #[schema(value_type = String, min_length = 8)]
+    new_password: Password,
+}
+
+/// Changes the caller's password; their other sessions end.
+#[utoipa::path(put, path = "/auth/users/{username}/password", tag = "users", request_body = ChangePasswordRequest,
+    params(("username" = String, Path)), security(("bearer" = [])),
+    responses(
+        (status = 200, body = MessageResponse),
+        (status = 401, description = "Wrong current password", body = ErrorBody),
+        (status = 403, description = "Another user's account, or email not verified", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "Weak password"),
+    ))]
+async fn change_password(
+    State(state): State<AppState>,
+    VerifiedUser(current): VerifiedUser,
+    Path(username): Path<String>,
+    AppJson(req): AppJson<ChangePasswordRequest>,
+) -> Result<Json<MessageResponse>, AppError> {
+    account::target_account(&state, &current, &username, false).await?;
+    account::change_password(&state, &current, &req.current_password, &req.new_password).await?;
+    Ok(Json(MessageResponse::new("Password updated successfully")))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct ChangeEmailRequest {
+    #[schema(value_type = String, example = "alice@example.org")]
+    new_email: Email,
+    current_password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ChangeEmailResponse {
+    message: &'static str,
+    username: String,
+    email: String,
+}
+
+/// Changes the caller's address. The new one must be verified; the old one is told.
+#[utoipa::path(put, path = "/auth/users/{username}/email", tag = "users", request_body = ChangeEmailRequest,
+    params(("username" = String, Path)), security(("bearer" = [])),
+    responses(
+        (status = 200, body = ChangeEmailResponse),
+        (status = 400, description = "Address taken or unchanged", body = ErrorBody),
+        (status = 401, description = "Wrong current password", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "Not an email address"),
+    ))]
+async fn change_email(
+    State(state): State<AppState>,
+    VerifiedUser(current): VerifiedUser,
+    Path(username): Path<String>,
+    AppJson(req): AppJson<ChangeEmailRequest>,
+) -> Result<Json<ChangeEmailResponse>, AppError> {
+    account::target_account(&state, &current, &username, false).await?;
+    let user =
+        account::change_email(&state, &current, &req.new_email, &req.current_password).await?;
+    Ok(Json(ChangeEmailResponse {
+        message: "Email updated successfully. Please verify your new email address.",
+        username: user.username,
+        email: user.email,
+    }))
+}
+
+#[derive(Deserialize, ToSchema, IntoParams)]
+pub struct DeleteRequest {
+    /// Your password; not needed by an admin deleting another account.
+    password: Option<String>,
+}
+
+/// Deletes the account (and with it its sessions). The password may come as `?password=`
+/// (the original's form) or as a JSON body.
+#[utoipa::path(delete, path = "/auth/users/{username}", tag = "users",
+    params(("username" = String, Path), DeleteRequest), request_body(content = Option<DeleteRequest>),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, body = MessageResponse),
+        (status = 401, description = "Wrong password", body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn delete_user(
+    State(state): State<AppState>,
+    VerifiedUser(current): VerifiedUser,
+    Path(username): Path<String>,
+    AppQuery(query): AppQuery<DeleteRequest>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<MessageResponse>, AppError> {
+    let target = account::target_account(&state, &current, &username, true).await?;
+    let mut password = query.password;
+    let has_json = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if password.is_none() && has_json && !body.is_empty() {
+        password = parse_json::<DeleteRequest>(&body)?.password;
+    }
+    account::delete_account(&state, &current, &target, password.as_deref()).await?;
+    Ok(Json(MessageResponse::new("User deleted successfully")))
+}

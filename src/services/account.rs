@@ -1,0 +1,256 @@
+//! The account lifecycle after registration: email verification, password reset,
+//! change of password or email, deletion.
+
+use crate::domain::{Email, Password, Username};
+use crate::error::AppError;
+use crate::services::auth::CurrentUser;
+use crate::services::mail::{RESET_LINK_MINUTES, VERIFY_LINK_HOURS};
+use crate::services::tokens::{hash_token, new_opaque_token};
+use crate::state::AppState;
+use crate::store::{now, StoreError, TokenGrant, TokenPurpose, User};
+
+/// One verification mail per this many seconds and user.
+pub const RESEND_VERIFICATION_INTERVAL_SECONDS: i64 = 60;
+
+fn invalid_link() -> AppError {
+    AppError::bad_request("invalid_token", "Invalid or expired token")
+}
+
+fn incorrect_password() -> AppError {
+    AppError::unauthorized("Incorrect password")
+}
+
+fn grant(
+    purpose: TokenPurpose,
+    token: &str,
+    email: &str,
+    valid_for: chrono::Duration,
+) -> TokenGrant {
+    let created_at = now();
+    TokenGrant {
+        purpose,
+        token_hash: hash_token(token),
+        email: email.to_owned(),
+        created_at,
+        expires_at: created_at + valid_for,
+    }
+}
+
+pub async fn verify_email(state: &AppState, token: &str) -> Result<(), AppError> {
+    let used = state
+        .store
+        .consume_token(&hash_token(token), TokenPurpose::VerifyEmail, now())
+        .await?
+        .ok_or_else(invalid_link)?;
+    // A link sent to an address the account no longer has proves nothing.
+    if !state.store.mark_verified(used.user_id, &used.email).await? {
+        return Err(invalid_link());
+    }
+    Ok(())
+}
+
+pub async fn resend_verification(state: &AppState, current: &CurrentUser) -> Result<(), AppError> {
+    let user = &current.user;
+    if user.is_verified {
+        return Err(AppError::bad_request(
+            "already_verified",
+            "Email already verified",
+        ));
+    }
+    if let Some(last) = state
+        .store
+        .latest_token_created_at(user.id, TokenPurpose::VerifyEmail)
+        .await?
+    {
+        let wait = RESEND_VERIFICATION_INTERVAL_SECONDS - (now() - last).num_seconds();
+        if wait > 0 {
+            return Err(AppError::TooManyRequests {
+                detail: "Verification email sent recently; try again later".into(),
+                retry_after_secs: wait as u64,
+            });
+        }
+    }
+    let token = new_opaque_token();
+    let mail = state.mail.welcome(&user.email, &user.username, &token)?;
+    let g = grant(
+        TokenPurpose::VerifyEmail,
+        &token,
+        &user.email,
+        chrono::Duration::hours(VERIFY_LINK_HOURS),
+    );
+    state.store.grant_token(user.id, &g, &[mail]).await?;
+    state.mail_queued();
+    Ok(())
+}
+
+/// Queues a reset link if the address belongs to an active account; says nothing either way.
+pub async fn request_password_reset(state: &AppState, email: &Email) -> Result<(), AppError> {
+    let Some(user) = state.store.user_by_email(email.as_str()).await? else {
+        return Ok(());
+    };
+    if !user.is_active {
+        return Ok(());
+    }
+    let token = new_opaque_token();
+    let mail = state
+        .mail
+        .password_reset(&user.email, &user.username, &token)?;
+    let g = grant(
+        TokenPurpose::ResetPassword,
+        &token,
+        &user.email,
+        chrono::Duration::minutes(RESET_LINK_MINUTES),
+    );
+    state.store.grant_token(user.id, &g, &[mail]).await?;
+    state.mail_queued();
+    Ok(())
+}
+
+pub async fn reset_password(
+    state: &AppState,
+    token: &str,
+    new_password: &Password,
+) -> Result<(), AppError> {
+    // Policy first, so a weak password is a 422 and does not burn the token.
+    state.passwords.check_policy(new_password, "new_password")?;
+    let hash = state.passwords.hash(new_password, "new_password").await?;
+    state
+        .store
+        .reset_password(&hash_token(token), &hash, now())
+        .await?
+        .ok_or_else(invalid_link)?;
+    Ok(())
+}
+
+/// The account named in the path, which the caller may act on only if it is their own
+/// (or, where `admin_may` is set, if they are an admin).
+pub async fn target_account(
+    state: &AppState,
+    current: &CurrentUser,
+    username: &str,
+    admin_may: bool,
+) -> Result<User, AppError> {
+    let key = Username::parse(username)
+        .map_err(|_| AppError::user_not_found())?
+        .key();
+    let target = state
+        .store
+        .user_by_username(&key)
+        .await?
+        .ok_or_else(AppError::user_not_found)?;
+    if target.id != current.user.id && !(admin_may && current.is_admin()) {
+        return Err(AppError::forbidden(
+            "Not allowed to act on another user's account",
+        ));
+    }
+    Ok(target)
+}
+
+pub async fn change_password(
+    state: &AppState,
+    current: &CurrentUser,
+    current_password: &str,
+    new_password: &Password,
+) -> Result<(), AppError> {
+    state.passwords.check_policy(new_password, "new_password")?;
+    if !state
+        .passwords
+        .verify(current_password, &current.user.password_hash)
+        .await?
+    {
+        return Err(incorrect_password());
+    }
+    let hash = state.passwords.hash(new_password, "new_password").await?;
+    state
+        .store
+        .change_password(current.user.id, &hash, &current.session_id, now())
+        .await?;
+    Ok(())
+}
+
+pub async fn change_email(
+    state: &AppState,
+    current: &CurrentUser,
+    new_email: &Email,
+    current_password: &str,
+) -> Result<User, AppError> {
+    let user = &current.user;
+    if !state
+        .passwords
+        .verify(current_password, &user.password_hash)
+        .await?
+    {
+        return Err(incorrect_password());
+    }
+    if new_email.as_str() == user.email {
+        return Err(AppError::bad_request(
+            "email_unchanged",
+            "New email is the same as the current one",
+        ));
+    }
+    let email_taken = || AppError::bad_request("email_taken", "Email already registered");
+    if state
+        .store
+        .user_by_email(new_email.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(email_taken());
+    }
+    let token = new_opaque_token();
+    let mails = [
+        state
+            .mail
+            .verify_new_email(new_email.as_str(), &user.username, &token)?,
+        state
+            .mail
+            .email_changed_notice(&user.email, &user.username, new_email.as_str())?,
+    ];
+    let g = grant(
+        TokenPurpose::VerifyEmail,
+        &token,
+        new_email.as_str(),
+        chrono::Duration::hours(VERIFY_LINK_HOURS),
+    );
+    let updated = match state
+        .store
+        .change_email(user.id, new_email.as_str(), &g, &mails)
+        .await
+    {
+        Err(StoreError::EmailTaken) => return Err(email_taken()),
+        other => other?,
+    };
+    state.mail_queued();
+    Ok(updated)
+}
+
+/// Deletes `target`. The owner must confirm with their password; an admin deleting
+/// someone else's account needs none.
+pub async fn delete_account(
+    state: &AppState,
+    current: &CurrentUser,
+    target: &User,
+    password: Option<&str>,
+) -> Result<(), AppError> {
+    if target.id == current.user.id {
+        let password = password.ok_or_else(|| {
+            AppError::validation(
+                "query",
+                "password",
+                "Field required to delete your own account",
+                "missing",
+            )
+        })?;
+        if !state
+            .passwords
+            .verify(password, &target.password_hash)
+            .await?
+        {
+            return Err(incorrect_password());
+        }
+    }
+    if !state.store.delete_user(target.id).await? {
+        return Err(AppError::user_not_found());
+    }
+    Ok(())
+}

@@ -1,0 +1,302 @@
+//! Registration, login, sessions and their tokens.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::{Email, Password, Username};
+use crate::error::AppError;
+use crate::services::mail::VERIFY_LINK_HOURS;
+use crate::services::tokens::{hash_token, new_opaque_token, Claims};
+use crate::state::AppState;
+use crate::store::{now, NewSession, NewUser, Session, TokenGrant, TokenPurpose, User};
+
+/// After a rotation the replaced refresh token is still honoured this long (a client
+/// retrying a refresh whose answer it lost); after that, presenting it is treated as theft.
+pub const REFRESH_REUSE_GRACE_SECONDS: i64 = 10;
+
+const INCORRECT_LOGIN: &str = "Incorrect username or password";
+
+/// Where a request came from, recorded with the session it creates.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// An authenticated request: the user as stored now, and the session it belongs to.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub user: User,
+    pub session_id: String,
+}
+
+impl CurrentUser {
+    pub fn is_admin(&self) -> bool {
+        self.user.is_admin
+    }
+}
+
+pub async fn register(
+    state: &AppState,
+    username: Username,
+    email: Email,
+    password: Password,
+    client: &ClientInfo,
+) -> Result<(User, TokenPair), AppError> {
+    let password_hash = state.passwords.hash(&password, "password").await?;
+    let created_at = now();
+    let token = new_opaque_token();
+    let grant = TokenGrant {
+        purpose: TokenPurpose::VerifyEmail,
+        token_hash: hash_token(&token),
+        email: email.as_str().to_owned(),
+        created_at,
+        expires_at: created_at + chrono::Duration::hours(VERIFY_LINK_HOURS),
+    };
+    let welcome = state
+        .mail
+        .welcome(email.as_str(), username.as_str(), &token)?;
+    let new_user = NewUser {
+        username_key: username.key(),
+        username: username.into(),
+        email: email.into(),
+        password_hash,
+        is_admin: false,
+        is_verified: false,
+        created_at,
+    };
+    let user = state
+        .store
+        .create_user(&new_user, Some(&grant), &[welcome])
+        .await?;
+    state.mail_queued();
+    let tokens = start_session(state, &user, client).await?;
+    Ok((user, tokens))
+}
+
+/// `identifier` is a username or an email address. Unknown users and wrong passwords get
+/// the same answer after the same work.
+pub async fn login(
+    state: &AppState,
+    identifier: &str,
+    password: &str,
+    client: &ClientInfo,
+) -> Result<TokenPair, AppError> {
+    let identifier = identifier.trim().to_lowercase();
+    let Some(user) = state.store.user_by_login(&identifier).await? else {
+        state.passwords.verify_dummy(password).await?;
+        return Err(AppError::unauthorized(INCORRECT_LOGIN));
+    };
+    if !state
+        .passwords
+        .verify(password, &user.password_hash)
+        .await?
+    {
+        return Err(AppError::unauthorized(INCORRECT_LOGIN));
+    }
+    if !user.is_active {
+        return Err(AppError::Forbidden {
+            code: "account_disabled",
+            detail: "Account is disabled".into(),
+        });
+    }
+    if state.passwords.needs_rehash(&user.password_hash) {
+        upgrade_hash(state, &user, password).await;
+    }
+    start_session(state, &user, client).await
+}
+
+/// Re-hashes with today's scheme and cost. Best effort: a failure only means we try again next login.
+async fn upgrade_hash(state: &AppState, user: &User, password: &str) {
+    let Ok(password) = Password::parse(password.to_owned()) else {
+        return;
+    };
+    match state.passwords.hash(&password, "password").await {
+        Ok(hash) => {
+            if let Err(e) = state.store.set_password_hash(user.id, &hash).await {
+                tracing::warn!(user_id = user.id, error = %e, "could not store upgraded password hash");
+            }
+        }
+        Err(e) => tracing::warn!(user_id = user.id, error = %e, "could not upgrade password hash"),
+    }
+}
+
+pub async fn start_session(
+    state: &AppState,
+    user: &User,
+    client: &ClientInfo,
+) -> Result<TokenPair, AppError> {
+    let created_at = now();
+    let refresh_token = new_opaque_token();
+    let session = NewSession {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: user.id,
+        refresh_token_hash: hash_token(&refresh_token),
+        created_at,
+        expires_at: created_at + state.config.session_lifetime(),
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+    };
+    state.store.create_session(&session).await?;
+    pair(
+        state,
+        user,
+        &session.id,
+        session.expires_at,
+        refresh_token,
+        created_at,
+    )
+}
+
+fn pair(
+    state: &AppState,
+    user: &User,
+    session_id: &str,
+    session_expires_at: DateTime<Utc>,
+    refresh_token: String,
+    now: DateTime<Utc>,
+) -> Result<TokenPair, AppError> {
+    let access = state
+        .tokens
+        .issue_access(user, session_id, session_expires_at, now)?;
+    Ok(TokenPair {
+        access_token: access.token,
+        token_type: "bearer",
+        refresh_token,
+        expires_in: access.expires_in,
+    })
+}
+
+/// Checks a bearer token and its session: the per-request check (one indexed lookup).
+pub async fn authenticate(state: &AppState, bearer: &str) -> Result<CurrentUser, AppError> {
+    let claims = state
+        .tokens
+        .decode_access(bearer)
+        .ok_or_else(AppError::invalid_token)?;
+    let (session, user) = live_session(state, &claims).await?;
+    Ok(CurrentUser {
+        user,
+        session_id: session.id,
+    })
+}
+
+async fn live_session(state: &AppState, claims: &Claims) -> Result<(Session, User), AppError> {
+    let user_id = claims.user_id().ok_or_else(AppError::invalid_token)?;
+    let (session, user) = state
+        .store
+        .session_with_user(&claims.sid)
+        .await?
+        .ok_or_else(AppError::invalid_token)?;
+    if session.user_id != user_id || !session.is_live(now()) || !user.is_active {
+        return Err(AppError::invalid_token());
+    }
+    Ok((session, user))
+}
+
+/// Exchanges a refresh token for a new pair, rotating it. A rotated token presented again
+/// after the grace window revokes the whole session: one of the two holders is a thief.
+pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenPair, AppError> {
+    let presented = hash_token(refresh_token);
+    let session = state
+        .store
+        .session_by_refresh_hash(&presented)
+        .await?
+        .ok_or_else(AppError::invalid_token)?;
+    let now = now();
+    if !session.is_live(now) {
+        return Err(AppError::invalid_token());
+    }
+    let user = state
+        .store
+        .user_by_id(session.user_id)
+        .await?
+        .ok_or_else(AppError::invalid_token)?;
+    if !user.is_active {
+        return Err(AppError::invalid_token());
+    }
+    let new_token = new_opaque_token();
+    let new_hash = hash_token(&new_token);
+    let rotated = if session.refresh_token_hash == presented {
+        state
+            .store
+            .rotate_refresh_token(&session.id, &presented, &new_hash, now)
+            .await?
+    } else {
+        let in_grace = session
+            .rotated_at
+            .is_some_and(|at| now - at <= chrono::Duration::seconds(REFRESH_REUSE_GRACE_SECONDS));
+        if !in_grace {
+            state.store.revoke_session(&session.id, now).await?;
+            tracing::warn!(session_id = %session.id, user_id = user.id, "refresh token reuse detected; session revoked");
+            return Err(AppError::invalid_token());
+        }
+        state
+            .store
+            .reissue_refresh_token(&session.id, &presented, &new_hash)
+            .await?
+    };
+    if !rotated {
+        // Lost a race with a concurrent refresh or a revocation.
+        return Err(AppError::invalid_token());
+    }
+    pair(
+        state,
+        &user,
+        &session.id,
+        session.expires_at,
+        new_token,
+        now,
+    )
+}
+
+/// The original service's form: an unexpired access token buys a new pair for its session.
+pub async fn refresh_with_access_token(
+    state: &AppState,
+    access_token: &str,
+) -> Result<TokenPair, AppError> {
+    let claims = state
+        .tokens
+        .decode_access(access_token)
+        .ok_or_else(AppError::invalid_token)?;
+    let (session, user) = live_session(state, &claims).await?;
+    let new_token = new_opaque_token();
+    let now = now();
+    let rotated = state
+        .store
+        .rotate_refresh_token(
+            &session.id,
+            &session.refresh_token_hash,
+            &hash_token(&new_token),
+            now,
+        )
+        .await?;
+    if !rotated {
+        return Err(AppError::invalid_token());
+    }
+    pair(
+        state,
+        &user,
+        &session.id,
+        session.expires_at,
+        new_token,
+        now,
+    )
+}
+
+pub async fn logout(state: &AppState, current: &CurrentUser) -> Result<(), AppError> {
+    state
+        .store
+        .revoke_session(&current.session_id, now())
+        .await?;
+    Ok(())
+}

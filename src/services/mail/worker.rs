@@ -1,0 +1,156 @@
+//! The outbox worker: leases due messages, sends them, records the outcome. A failed send
+//! is retried with exponential backoff, so nothing is lost while SMTP is down; leases keep
+//! several instances from sending the same message.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use tokio::sync::Notify;
+
+use crate::config::{Config, SmtpConfig};
+use crate::store::{now, QueuedMail, Store};
+
+const BATCH: i64 = 20;
+/// How long a claimed message is reserved for the worker that claimed it.
+const LEASE: Duration = Duration::from_secs(120);
+const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// Development: each message becomes a `.eml` file, and the log says where.
+    Files(PathBuf),
+}
+
+impl Transport {
+    pub fn from_config(config: &Config) -> anyhow::Result<Self> {
+        match &config.mail.smtp {
+            Some(smtp) => Ok(Self::Smtp(smtp_transport(smtp)?)),
+            None => Ok(Self::Files(config.data_dir.join("mail"))),
+        }
+    }
+
+    async fn send(&self, message: Message, id: i64) -> anyhow::Result<()> {
+        match self {
+            Self::Smtp(smtp) => {
+                smtp.send(message).await?;
+            }
+            Self::Files(dir) => {
+                tokio::fs::create_dir_all(dir).await?;
+                let path = dir.join(format!("{}-{id}.eml", now().format("%Y%m%dT%H%M%S%.6f")));
+                tokio::fs::write(&path, message.formatted()).await?;
+                // The path, not the body: bodies hold one-time links, which never go to logs.
+                tracing::info!(path = %path.display(), "MAIL_SERVER is not set: mail written to file");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn smtp_transport(smtp: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let builder = if smtp.ssl_tls {
+        AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.server)?
+    } else if smtp.starttls {
+        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.server)?
+    } else {
+        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&smtp.server)
+    };
+    let mut builder = builder
+        .port(smtp.port)
+        .timeout(Some(Duration::from_secs(15)));
+    if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
+        builder = builder.credentials(Credentials::new(user.clone(), password.expose().to_owned()));
+    }
+    Ok(builder.build())
+}
+
+pub struct OutboxWorker {
+    store: Arc<dyn Store>,
+    transport: Transport,
+    from: Mailbox,
+    retry_base: Duration,
+    poll_interval: Duration,
+    wakeup: Arc<Notify>,
+}
+
+impl OutboxWorker {
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        wakeup: Arc<Notify>,
+    ) -> anyhow::Result<Self> {
+        Ok(Self {
+            store,
+            transport: Transport::from_config(config)?,
+            from: config
+                .mail
+                .from
+                .parse()
+                .with_context(|| format!("MAIL_FROM={:?} is not an address", config.mail.from))?,
+            retry_base: config.mail.retry_base,
+            poll_interval: config.mail.poll_interval,
+            wakeup,
+        })
+    }
+
+    /// Runs until the task is dropped. A message interrupted mid-send is retried when its
+    /// lease ends (delivery is at least once).
+    pub async fn run(self) {
+        loop {
+            match self.deliver_due().await {
+                Ok(n) if n as i64 == BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "mail outbox: cannot read the queue"),
+            }
+            tokio::select! {
+                _ = self.wakeup.notified() => {}
+                _ = tokio::time::sleep(self.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Sends what is due now; returns how many messages were claimed.
+    pub async fn deliver_due(&self) -> anyhow::Result<usize> {
+        let batch = self.store.claim_due_mail(now(), LEASE, BATCH).await?;
+        for mail in &batch {
+            match self.send(mail).await {
+                Ok(()) => self.store.mark_mail_sent(mail.id, now()).await?,
+                Err(e) => {
+                    let delay = self.backoff(mail.attempts);
+                    tracing::warn!(mail_id = mail.id, attempts = mail.attempts, retry_in_ms = delay.as_millis() as u64,
+                        error = %e, "mail delivery failed; will retry");
+                    let retry_at = now()
+                        + chrono::Duration::from_std(delay)
+                            .unwrap_or(chrono::Duration::minutes(15));
+                    self.store
+                        .mark_mail_failed(mail.id, &format!("{e:#}"), retry_at)
+                        .await?;
+                }
+            }
+        }
+        Ok(batch.len())
+    }
+
+    async fn send(&self, mail: &QueuedMail) -> anyhow::Result<()> {
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(mail.recipient.parse()?)
+            .subject(mail.subject.clone())
+            .multipart(MultiPart::alternative_plain_html(
+                mail.text_body.clone(),
+                mail.html_body.clone(),
+            ))?;
+        self.transport.send(message, mail.id).await
+    }
+
+    fn backoff(&self, attempts: i64) -> Duration {
+        let exponent = attempts.clamp(1, 20) as u32 - 1;
+        self.retry_base
+            .saturating_mul(2u32.saturating_pow(exponent))
+            .min(MAX_BACKOFF)
+    }
+}

@@ -1,0 +1,7 @@
+//! Business logic, independent of HTTP: handlers call these, these call the store.
+
+pub mod account;
+pub mod auth;
+pub mod mail;
+pub mod passwords;
+pub mod tokens;

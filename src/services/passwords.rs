@@ -1,0 +1,219 @@
+//! Password hashing: bcrypt (default) or argon2id, always off the async runtime and
+//! bounded, so a burst of logins queues for the cores instead of starving every other
+//! request.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::Argon2;
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::config::{Config, PasswordScheme};
+use crate::domain::Password;
+use crate::error::AppError;
+
+/// bcrypt reads at most 72 bytes; longer input would be silently truncated.
+pub const BCRYPT_MAX_BYTES: usize = 72;
+
+pub struct PasswordService {
+    scheme: PasswordScheme,
+    bcrypt_cost: u32,
+    permits: Arc<Semaphore>,
+    /// Verified against for unknown users, so they cost what a wrong password costs.
+    dummy_hash: OnceCell<String>,
+}
+
+impl PasswordService {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            scheme: config.password_hash,
+            bcrypt_cost: config.bcrypt_cost,
+            permits: Arc::new(Semaphore::new(config.hash_concurrency)),
+            dummy_hash: OnceCell::new(),
+        }
+    }
+
+    /// The rule that depends on the scheme: bcrypt cannot take more than 72 bytes.
+    pub fn check_policy(&self, password: &Password, field: &str) -> Result<(), AppError> {
+        if self.scheme == PasswordScheme::Bcrypt && password.expose().len() > BCRYPT_MAX_BYTES {
+            return Err(AppError::validation(
+                "body",
+                field,
+                format!("Password must be at most {BCRYPT_MAX_BYTES} bytes long"),
+                "value_error",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Hashes a new password (checking the scheme's policy first).
+    pub async fn hash(&self, password: &Password, field: &str) -> Result<String, AppError> {
+        self.check_policy(password, field)?;
+        let plain = password.expose().to_owned();
+        let (scheme, cost) = (self.scheme, self.bcrypt_cost);
+        Ok(self
+            .run_blocking(move || hash_with(scheme, cost, &plain))
+            .await?)
+    }
+
+    /// Checks `password` against a stored hash of either scheme.
+    pub async fn verify(&self, password: &str, stored_hash: &str) -> anyhow::Result<bool> {
+        let plain = password.to_owned();
+        let stored = stored_hash.to_owned();
+        self.run_blocking(move || Ok(verify_with(&plain, &stored)))
+            .await
+    }
+
+    /// Burns the time of one verification, for logins of accounts that do not exist.
+    pub async fn verify_dummy(&self, password: &str) -> anyhow::Result<()> {
+        let (scheme, cost) = (self.scheme, self.bcrypt_cost);
+        let dummy = self
+            .dummy_hash
+            .get_or_try_init(|| {
+                self.run_blocking(move || hash_with(scheme, cost, "dummy password for timing"))
+            })
+            .await?;
+        self.verify(password, dummy).await?;
+        Ok(())
+    }
+
+    /// True when the stored hash is not what we would produce today (other scheme, lower cost).
+    pub fn needs_rehash(&self, stored_hash: &str) -> bool {
+        match self.scheme {
+            PasswordScheme::Argon2id => !stored_hash.starts_with("$argon2id$"),
+            PasswordScheme::Bcrypt => {
+                bcrypt_cost_of(stored_hash).is_none_or(|cost| cost < self.bcrypt_cost)
+            }
+        }
+    }
+
+    async fn run_blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .context("password hasher closed")?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .context("password hashing task failed")?
+    }
+}
+
+fn hash_with(scheme: PasswordScheme, bcrypt_cost: u32, plain: &str) -> anyhow::Result<String> {
+    match scheme {
+        PasswordScheme::Bcrypt => Ok(bcrypt::hash(plain, bcrypt_cost)?),
+        PasswordScheme::Argon2id => {
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default()
+                .hash_password(plain.as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))
+        }
+    }
+}
+
+fn verify_with(plain: &str, stored: &str) -> bool {
+    if stored.starts_with("$argon2") {
+        return PasswordHash::new(stored)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(plain.as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+    }
+    if plain.len() > BCRYPT_MAX_BYTES {
+        // No such password can have been stored under bcrypt; still spend the time.
+        let _ = bcrypt::verify(&plain.as_bytes()[..BCRYPT_MAX_BYTES], stored);
+        return false;
+    }
+    bcrypt::verify(plain, stored).unwrap_or(false)
+}
+
+fn bcrypt_cost_of(stored: &str) -> Option<u32> {
+    // "$2b$12$..." → 12
+    let mut parts = stored.split('$');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(""), Some(version), Some(cost)) if version.starts_with('2') => cost.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(scheme: &str, cost: &str) -> PasswordService {
+        let key = "k".repeat(32);
+        let config = Config::from_lookup(|name| match name {
+            "SECRET_KEY" => Some(key.clone()),
+            "PASSWORD_HASH" => Some(scheme.into()),
+            "BCRYPT_COST" => Some(cost.into()),
+            _ => None,
+        })
+        .unwrap();
+        PasswordService::new(&config)
+    }
+
+    fn pw(s: &str) -> Password {
+        Password::parse(s.to_owned()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn bcrypt_round_trip_and_cost() {
+        let svc = service("bcrypt", "4");
+        let hash = svc.hash(&pw("correct horse"), "password").await.unwrap();
+        assert!(hash.starts_with("$2b$04$"));
+        assert!(svc.verify("correct horse", &hash).await.unwrap());
+        assert!(!svc.verify("wrong horse", &hash).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn bcrypt_refuses_more_than_72_bytes_instead_of_truncating() {
+        let svc = service("bcrypt", "4");
+        assert!(svc.hash(&pw(&"a".repeat(72)), "password").await.is_ok());
+        let err = svc
+            .hash(&pw(&"a".repeat(73)), "password")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, AppError::Validation(_)));
+    }
+
+    #[tokio::test]
+    async fn argon2id_hashes_and_upgrades_old_bcrypt_hashes() {
+        let bcrypt_svc = service("bcrypt", "4");
+        let old = bcrypt_svc
+            .hash(&pw("correct horse"), "password")
+            .await
+            .unwrap();
+        let svc = service("argon2id", "4");
+        assert!(svc.needs_rehash(&old));
+        assert!(svc.verify("correct horse", &old).await.unwrap());
+        let new = svc.hash(&pw("correct horse"), "password").await.unwrap();
+        assert!(new.starts_with("$argon2id$"));
+        assert!(!svc.needs_rehash(&new));
+        assert!(svc.verify("correct horse", &new).await.unwrap());
+        // argon2id has no 72-byte limit
+        assert!(svc.hash(&pw(&"a".repeat(100)), "password").await.is_ok());
+    }
+
+    #[test]
+    fn lower_bcrypt_cost_needs_rehash() {
+        let svc = service("bcrypt", "12");
+        assert!(svc.needs_rehash("$2b$10$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234"));
+        assert!(!svc.needs_rehash("$2b$12$abcdefghijklmnopqrstuuABCDEFGHIJKLMNOPQRSTUVWXYZ01234"));
+    }
+
+    #[test]
+    fn default_scheme_is_bcrypt_cost_12() {
+        let key = "k".repeat(32);
+        let config = Config::from_lookup(|n| (n == "SECRET_KEY").then(|| key.clone())).unwrap();
+        let svc = PasswordService::new(&config);
+        assert_eq!((svc.scheme, svc.bcrypt_cost), (PasswordScheme::Bcrypt, 12));
+    }
+}

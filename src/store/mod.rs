@@ -1,0 +1,205 @@
+//! Persistence. The `Store` trait is everything the services need from a database;
+//! `PgStore` and `SqliteStore` implement it. The SQL the two dialects share lives once,
+//! in `shared.rs`; each backend adds only what differs (connection setup, migrations,
+//! row locking for the outbox).
+
+mod models;
+mod postgres;
+mod shared;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use models::*;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+use crate::config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("username already taken")]
+    UsernameTaken,
+    #[error("email already taken")]
+    EmailTaken,
+    /// The database could not be reached or timed out; answered 503, not 500.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error(transparent)]
+    Other(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            if db.is_unique_violation() {
+                // Postgres names the constraint; SQLite names the column in the message.
+                let what = db
+                    .constraint()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| db.message().to_owned());
+                if what.contains("username_key") {
+                    return Self::UsernameTaken;
+                }
+                if what.contains("email") {
+                    return Self::EmailTaken;
+                }
+            }
+        }
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable(err)
+            }
+            other => Self::Other(other),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> &'static str;
+    async fn ping(&self) -> StoreResult<()>;
+
+    async fn migrate_up(&self) -> anyhow::Result<()>;
+    /// Reverts the newest `steps` applied migrations; returns their versions.
+    async fn migrate_down(&self, steps: usize) -> anyhow::Result<Vec<i64>>;
+    async fn migration_status(&self) -> anyhow::Result<Vec<MigrationStatus>>;
+
+    // ---- users
+    /// Creates the user, and in the same transaction the grants and outgoing mail.
+    async fn create_user(
+        &self,
+        user: &NewUser,
+        grant: Option<&TokenGrant>,
+        mail: &[OutgoingMail],
+    ) -> StoreResult<User>;
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
+    async fn user_by_username(&self, username_key: &str) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// `identifier` is a lowercased username or email.
+    async fn user_by_login(&self, identifier: &str) -> StoreResult<Option<User>>;
+    /// Replaces the hash without touching sessions (used to upgrade old hashes at login).
+    async fn set_password_hash(&self, user_id: i64, hash: &str) -> StoreResult<()>;
+    /// Changes the password and revokes every session but `keep_session`.
+    async fn change_password(
+        &self,
+        user_id: i64,
+        hash: &str,
+        keep_session: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// Sets the new address as unverified and records the grant and mail atomically.
+    async fn change_email(
+        &self,
+        user_id: i64,
+        email: &str,
+        grant: &TokenGrant,
+        mail: &[OutgoingMail],
+    ) -> StoreResult<User>;
+    async fn delete_user(&self, user_id: i64) -> StoreResult<bool>;
+    /// Makes `user` an admin: creates it verified, or promotes the account with that username.
+    async fn upsert_admin(&self, user: &NewUser) -> StoreResult<(User, bool)>;
+
+    // ---- sessions
+    async fn create_session(&self, session: &NewSession) -> StoreResult<()>;
+    /// The session and its user, for the per-request check (one indexed lookup).
+    async fn session_with_user(&self, session_id: &str) -> StoreResult<Option<(Session, User)>>;
+    /// Finds the session whose current or previous refresh token has this hash.
+    async fn session_by_refresh_hash(&self, hash: &str) -> StoreResult<Option<Session>>;
+    /// Rotates only if `current_hash` is still current: concurrent rotations have one winner.
+    async fn rotate_refresh_token(
+        &self,
+        session_id: &str,
+        current_hash: &str,
+        new_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Within the grace window: issues a new current token, the previous one stays previous.
+    async fn reissue_refresh_token(
+        &self,
+        session_id: &str,
+        previous_hash: &str,
+        new_hash: &str,
+    ) -> StoreResult<bool>;
+    async fn revoke_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+
+    // ---- emailed tokens
+    /// Records a new token (and mail) for a user; for resets, earlier unused reset tokens stay valid
+    /// until used or expired.
+    async fn grant_token(
+        &self,
+        user_id: i64,
+        grant: &TokenGrant,
+        mail: &[OutgoingMail],
+    ) -> StoreResult<()>;
+    async fn latest_token_created_at(
+        &self,
+        user_id: i64,
+        purpose: TokenPurpose,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
+    /// Marks the token used if it is unused and unexpired; returns it. Single use under concurrency.
+    async fn consume_token(
+        &self,
+        hash: &str,
+        purpose: TokenPurpose,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<EmailToken>>;
+    /// Marks the user verified if `email` is still their address.
+    async fn mark_verified(&self, user_id: i64, email: &str) -> StoreResult<bool>;
+    /// In one transaction: consumes the reset token, sets the password, voids every other reset
+    /// token of the user and revokes all their sessions. `None` if the token is not usable.
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        new_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<i64>>;
+
+    // ---- mail outbox
+    /// Leases up to `limit` due messages for `lease`; another worker cannot take them meanwhile.
+    async fn claim_due_mail(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<QueuedMail>>;
+    /// Records delivery and wipes the bodies (they may hold one-time links).
+    async fn mark_mail_sent(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    async fn mark_mail_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn pending_mail_count(&self) -> StoreResult<i64>;
+}
+
+/// Opens the backend named by the URL's scheme, and applies pending migrations (fail fast).
+pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = if config.is_sqlite() {
+        Arc::new(SqliteStore::connect(&config.database_url, config.db_max_connections).await?)
+    } else {
+        Arc::new(PgStore::connect(&config.database_url, config.db_max_connections).await?)
+    };
+    Ok(store)
+}
+
+/// Opens the store and brings the schema up to date: what `serve` does before listening.
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = connect(config).await?;
+    store.migrate_up().await?;
+    Ok(store)
+}
+
+/// Current time at the precision both backends store (microseconds), so a value read back
+/// equals the value written.
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}

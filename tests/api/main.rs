@@ -1,0 +1,12 @@
+//! The integration suite: the real application over real HTTP, on SQLite and PostgreSQL.
+
+mod helpers;
+mod smtp;
+
+mod accounts;
+mod auth;
+mod cli;
+mod contract;
+mod email_flows;
+mod logs;
+mod tokens;
