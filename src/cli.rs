@@ -42,6 +42,18 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Check the credits ledger.
+    Ledger {
+        #[command(subcommand)]
+        action: LedgerAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerAction {
+    /// Check that every user's ledger sums to their balance; exits non-zero naming the
+    /// users where it does not.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -62,6 +74,9 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Serve => App::build(config).await?.run_until(shutdown_signal()).await,
         Command::Migrate { action } => migrate(&config, action).await,
         Command::CreateAdmin { username, email } => create_admin(&config, &username, &email).await,
+        Command::Ledger {
+            action: LedgerAction::Verify,
+        } => verify_ledger(&config).await,
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(openapi_json())?);
             Ok(())
@@ -93,6 +108,25 @@ async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn verify_ledger(config: &Config) -> anyhow::Result<()> {
+    let store = store::connect_and_migrate(config).await?;
+    let mismatches = store.ledger_mismatches().await?;
+    if mismatches.is_empty() {
+        println!("ledger ok: every balance equals the sum of its transactions");
+        return Ok(());
+    }
+    for m in &mismatches {
+        println!(
+            "user {}: balance {} cents, ledger sums to {} cents",
+            m.user_id, m.balance, m.ledger_sum
+        );
+    }
+    bail!(
+        "ledger verification failed for {} user(s)",
+        mismatches.len()
+    )
 }
 
 async fn create_admin(config: &Config, username: &str, email: &str) -> anyhow::Result<()> {

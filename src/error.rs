@@ -136,6 +136,11 @@ impl From<StoreError> for AppError {
                 Self::conflict("username_taken", "Username already registered")
             }
             StoreError::EmailTaken => Self::conflict("email_taken", "Email already registered"),
+            StoreError::DuplicateReference => Self::conflict(
+                "idempotency_conflict",
+                "reference_id was already used for another transaction",
+            ),
+            StoreError::MissingReference => Self::user_not_found(),
             StoreError::Unavailable(e) => {
                 tracing::error!(error = %e, "database unavailable");
                 Self::Unavailable

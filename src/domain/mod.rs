@@ -1,10 +1,12 @@
 //! Types that parse their input: once a value of one of these exists it is valid,
 //! so handlers and services never re-validate.
 
+mod credits;
 mod email;
 mod password;
 mod username;
 
+pub use credits::{Credits, MAX_CREDITS_CENTS};
 pub use email::Email;
 pub use password::Password;
 pub use username::Username;

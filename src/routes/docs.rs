@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, email_links, health, users, ErrorBody, MessageResponse};
+use super::{auth, credits, email_links, health, users, ErrorBody, MessageResponse};
 use crate::services::auth::TokenPair;
 
 #[derive(OpenApi)]
@@ -19,6 +19,7 @@ use crate::services::auth::TokenPair;
         email_links::verify_email, email_links::verify_email_link, email_links::resend_verification,
         email_links::password_reset_request, email_links::reset_password,
         users::get_user, users::change_password, users::change_email, users::delete_user,
+        credits::balance, credits::add, credits::use_credits, credits::transactions,
         health::health,
     ),
     components(schemas(ErrorBody, MessageResponse, TokenPair)),

@@ -1,6 +1,7 @@
 //! HTTP routes: one router per area, thin handlers that parse, call a service, shape the answer.
 
 pub mod auth;
+pub mod credits;
 pub mod docs;
 pub mod email_links;
 pub mod health;
@@ -15,6 +16,7 @@ use crate::state::AppState;
 pub fn api() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
+        .merge(credits::router())
         .merge(email_links::router())
         .merge(users::router())
         .merge(health::router())

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod credits;
 pub mod mail;
 pub mod passwords;
 pub mod tokens;

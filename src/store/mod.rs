@@ -26,6 +26,12 @@ pub enum StoreError {
     UsernameTaken,
     #[error("email already taken")]
     EmailTaken,
+    /// The idempotency key (user, type, reference_id) is already in the ledger.
+    #[error("reference already used")]
+    DuplicateReference,
+    /// A row the change refers to (a user) no longer exists.
+    #[error("referenced row missing")]
+    MissingReference,
     /// The database could not be reached or timed out; answered 503, not 500.
     #[error("database unavailable: {0}")]
     Unavailable(sqlx::Error),
@@ -48,6 +54,26 @@ impl From<sqlx::Error> for StoreError {
                 if what.contains("email") {
                     return Self::EmailTaken;
                 }
+                if what.contains("reference") {
+                    return Self::DuplicateReference;
+                }
+            }
+            if db.is_foreign_key_violation() {
+                return Self::MissingReference;
+            }
+            // The server refused or dropped the connection (connection exceptions, shutdown,
+            // too many connections, a database that does not accept connections): the
+            // database is down for us, which is a 503, not a 500.
+            let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            let refused = code.starts_with("08")
+                || matches!(
+                    code.as_str(),
+                    "57P01" | "57P02" | "57P03" | "53300" | "3D000"
+                )
+                || (code == "55000"
+                    && db.message().contains("not currently accepting connections"));
+            if refused {
+                return Self::Unavailable(err);
             }
         }
         match err {
@@ -178,6 +204,29 @@ pub trait Store: Send + Sync + 'static {
         retry_at: DateTime<Utc>,
     ) -> StoreResult<()>;
     async fn pending_mail_count(&self) -> StoreResult<i64>;
+
+    // ---- credits
+    /// `(balance in cents, updated_at)`; `None` while the user never had credits.
+    async fn credit_balance(&self, user_id: i64) -> StoreResult<Option<(i64, DateTime<Utc>)>>;
+    async fn credit_by_reference(
+        &self,
+        user_id: i64,
+        kind: CreditKind,
+        reference_id: &str,
+    ) -> StoreResult<Option<CreditTransaction>>;
+    /// Applies the change and writes its ledger row atomically. `None` when a debit would
+    /// take the balance below zero (nothing changes). `DuplicateReference` when the
+    /// idempotency key is taken (nothing changes).
+    async fn apply_credit(&self, credit: &NewCredit) -> StoreResult<Option<CreditTransaction>>;
+    /// Newest first, and the total count.
+    async fn credit_transactions(
+        &self,
+        user_id: i64,
+        skip: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<CreditTransaction>, i64)>;
+    /// Every user whose ledger does not sum to their balance (empty when all is well).
+    async fn ledger_mismatches(&self) -> StoreResult<Vec<LedgerMismatch>>;
 }
 
 /// Opens the backend named by the URL's scheme, and applies pending migrations (fail fast).

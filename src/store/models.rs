@@ -119,3 +119,61 @@ pub struct MigrationStatus {
     pub description: String,
     pub applied: bool,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditKind {
+    Added,
+    Used,
+    /// Reserved for payments: credits bought.
+    Purchase,
+    /// Reserved for payments: credits taken back with a refund.
+    Refund,
+}
+
+impl CreditKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "credit_added",
+            Self::Used => "credit_used",
+            Self::Purchase => "purchase",
+            Self::Refund => "refund",
+        }
+    }
+
+    /// Whether this kind takes credits away (and so may fail for lack of them).
+    pub fn debits(self) -> bool {
+        matches!(self, Self::Used | Self::Refund)
+    }
+}
+
+/// A change to apply to a balance, with its ledger row.
+#[derive(Debug, Clone)]
+pub struct NewCredit {
+    pub user_id: i64,
+    pub kind: CreditKind,
+    /// Cents, positive.
+    pub amount: i64,
+    pub reference_id: Option<String>,
+    pub description: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CreditTransaction {
+    pub id: i64,
+    pub user_id: i64,
+    pub amount: i64,
+    pub transaction_type: String,
+    pub reference_id: Option<String>,
+    pub description: Option<String>,
+    pub balance_after: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user whose ledger does not sum to their balance.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LedgerMismatch {
+    pub user_id: i64,
+    pub balance: i64,
+    pub ledger_sum: i64,
+}

@@ -9,8 +9,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
 use super::shared::{
-    claim_mail_sql, impl_shared_store, insert_grant, insert_mail, CONSUME_TOKEN, SESSION_COLUMNS,
-    USER_COLUMNS,
+    claim_mail_sql, impl_shared_store, insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS,
+    LEDGER_MISMATCHES, SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -40,6 +40,38 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// One statement per change: the balance update and the ledger insert commit or fail
+    /// together, in a single round trip. Row locks serialise concurrent changes of one
+    /// balance; the debit's `balance >= amount` is re-checked after each wait.
+    async fn apply_credit_atomically(
+        &self,
+        c: &NewCredit,
+    ) -> StoreResult<Option<CreditTransaction>> {
+        let change = if c.kind.debits() {
+            "UPDATE credit_balances SET balance = balance - $2, updated_at = $5 \
+             WHERE user_id = $1 AND balance >= $2 RETURNING balance"
+        } else {
+            "INSERT INTO credit_balances (user_id, balance, updated_at) VALUES ($1, $2, $5) \
+             ON CONFLICT (user_id) DO UPDATE SET balance = credit_balances.balance + EXCLUDED.balance, \
+             updated_at = EXCLUDED.updated_at RETURNING balance"
+        };
+        let sql = format!(
+            "WITH changed AS ({change}) \
+             INSERT INTO credit_transactions (user_id, amount, transaction_type, reference_id, description, \
+             balance_after, created_at) SELECT $1, $2, $6, $3, $4, balance, $5 FROM changed \
+             RETURNING {CREDIT_COLUMNS}"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(c.user_id)
+            .bind(c.amount)
+            .bind(&c.reference_id)
+            .bind(&c.description)
+            .bind(c.created_at)
+            .bind(c.kind.as_str())
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     fn reader(&self) -> &PgPool {

@@ -479,9 +479,93 @@ macro_rules! impl_shared_store {
                     .fetch_one(self.reader())
                     .await?)
             }
+
+            async fn credit_balance(&self, user_id: i64) -> StoreResult<Option<(i64, DateTime<Utc>)>> {
+                Ok(sqlx::query_as("SELECT balance, updated_at FROM credit_balances WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_optional(self.reader())
+                    .await?)
+            }
+
+            async fn credit_by_reference(
+                &self,
+                user_id: i64,
+                kind: CreditKind,
+                reference_id: &str,
+            ) -> StoreResult<Option<CreditTransaction>> {
+                Ok(sqlx::query_as(&format!(
+                    "SELECT {CREDIT_COLUMNS} FROM credit_transactions \
+                     WHERE user_id = $1 AND transaction_type = $2 AND reference_id = $3"
+                ))
+                .bind(user_id)
+                .bind(kind.as_str())
+                .bind(reference_id)
+                .fetch_optional(self.writer())
+                .await?)
+            }
+
+            async fn apply_credit(&self, credit: &NewCredit) -> StoreResult<Option<CreditTransaction>> {
+                self.apply_credit_atomically(credit).await
+            }
+
+            async fn credit_transactions(
+                &self,
+                user_id: i64,
+                skip: i64,
+                limit: i64,
+            ) -> StoreResult<(Vec<CreditTransaction>, i64)> {
+                let rows = sqlx::query_as(&format!(
+                    "SELECT {CREDIT_COLUMNS} FROM credit_transactions WHERE user_id = $1 \
+                     ORDER BY id DESC LIMIT $2 OFFSET $3"
+                ))
+                .bind(user_id)
+                .bind(limit)
+                .bind(skip)
+                .fetch_all(self.reader())
+                .await?;
+                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM credit_transactions WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_one(self.reader())
+                    .await?;
+                Ok((rows, total))
+            }
+
+            async fn ledger_mismatches(&self) -> StoreResult<Vec<LedgerMismatch>> {
+                Ok(sqlx::query_as(LEDGER_MISMATCHES).fetch_all(self.reader()).await?)
+            }
         }
     };
 }
+
+pub(super) const CREDIT_COLUMNS: &str =
+    "id, user_id, amount, transaction_type, reference_id, description, balance_after, created_at";
+
+/// The signed effect of a ledger row on the balance.
+macro_rules! ledger_delta {
+    () => {
+        "CASE WHEN t.transaction_type IN ('credit_used', 'refund') THEN -t.amount ELSE t.amount END"
+    };
+}
+
+/// Balances that differ from the sum of their ledger, and ledgers without a balance row.
+pub(super) const LEDGER_MISMATCHES: &str = concat!(
+    "SELECT b.user_id, b.balance, CAST(COALESCE(SUM(",
+    ledger_delta!(),
+    "), 0) AS BIGINT) AS ledger_sum ",
+    "FROM credit_balances b LEFT JOIN credit_transactions t ON t.user_id = b.user_id ",
+    "GROUP BY b.user_id, b.balance ",
+    "HAVING b.balance <> CAST(COALESCE(SUM(",
+    ledger_delta!(),
+    "), 0) AS BIGINT) ",
+    "UNION ALL ",
+    "SELECT t.user_id, CAST(0 AS BIGINT) AS balance, CAST(SUM(",
+    ledger_delta!(),
+    ") AS BIGINT) AS ledger_sum ",
+    "FROM credit_transactions t ",
+    "WHERE NOT EXISTS (SELECT 1 FROM credit_balances b WHERE b.user_id = t.user_id) ",
+    "GROUP BY t.user_id ",
+    "ORDER BY 1"
+);
 
 /// Marks a usable token used and returns it, in one statement: two concurrent uses of
 /// the same token cannot both succeed.

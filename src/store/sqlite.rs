@@ -13,8 +13,8 @@ use sqlx::sqlite::{
 use sqlx::ConnectOptions;
 
 use super::shared::{
-    claim_mail_sql, impl_shared_store, insert_grant, insert_mail, CONSUME_TOKEN, SESSION_COLUMNS,
-    USER_COLUMNS,
+    claim_mail_sql, impl_shared_store, insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS,
+    LEDGER_MISMATCHES, SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -56,6 +56,46 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         Ok(Self { reader, writer })
+    }
+
+    /// SQLite has no data-modifying CTEs: a transaction on the single writer connection.
+    async fn apply_credit_atomically(
+        &self,
+        c: &NewCredit,
+    ) -> StoreResult<Option<CreditTransaction>> {
+        let change = if c.kind.debits() {
+            "UPDATE credit_balances SET balance = balance - $2, updated_at = $3 \
+             WHERE user_id = $1 AND balance >= $2 RETURNING balance"
+        } else {
+            "INSERT INTO credit_balances (user_id, balance, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (user_id) DO UPDATE SET balance = credit_balances.balance + excluded.balance, \
+             updated_at = excluded.updated_at RETURNING balance"
+        };
+        let mut tx = self.writer.begin().await?;
+        let balance: Option<i64> = sqlx::query_scalar(change)
+            .bind(c.user_id)
+            .bind(c.amount)
+            .bind(c.created_at)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(balance) = balance else {
+            return Ok(None);
+        };
+        let row = sqlx::query_as(&format!(
+            "INSERT INTO credit_transactions (user_id, amount, transaction_type, reference_id, description, \
+             balance_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CREDIT_COLUMNS}"
+        ))
+        .bind(c.user_id)
+        .bind(c.amount)
+        .bind(c.kind.as_str())
+        .bind(&c.reference_id)
+        .bind(&c.description)
+        .bind(balance)
+        .bind(c.created_at)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(row))
     }
 
     fn reader(&self) -> &SqlitePool {

@@ -1,0 +1,2 @@
+DROP TABLE credit_transactions;
+DROP TABLE credit_balances;

@@ -1,0 +1,221 @@
+//! Credits: balance, add, use, history (DESIGN §5, endpoints 14–17).
+
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::ErrorBody;
+use crate::domain::Credits;
+use crate::error::AppError;
+use crate::extract::{AppJson, AppQuery, Caller};
+use crate::services::credits::{self, Change};
+use crate::state::AppState;
+use crate::store::{CreditKind, CreditTransaction};
+
+static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
+const MAX_PAGE: i64 = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/credits/balance", get(balance))
+        .route("/credits/add", post(add))
+        .route("/credits/use", post(use_credits))
+        .route("/credits/transactions", get(transactions))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct AccountQuery {
+    /// Admins and internal services: whose balance.
+    user_id: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BalanceResponse {
+    user_id: i64,
+    #[schema(value_type = f64, example = 10.5)]
+    balance: Credits,
+    updated_at: DateTime<Utc>,
+}
+
+#[utoipa::path(get, path = "/credits/balance", tag = "credits", params(AccountQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = BalanceResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Another user's balance", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn balance(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppQuery(query): AppQuery<AccountQuery>,
+) -> Result<Json<BalanceResponse>, AppError> {
+    let user_id = credits::account_of(&caller, query.user_id, "query")?;
+    let (cents, updated_at) = credits::balance(&state, user_id).await?;
+    Ok(Json(BalanceResponse {
+        user_id,
+        balance: Credits::from_cents(cents),
+        updated_at,
+    }))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreditRequest {
+    /// A number or a decimal string; > 0, at most 2 decimals, at most 1e12.
+    #[schema(value_type = f64, example = 10.5)]
+    amount: Credits,
+    /// Idempotency key per user and transaction type.
+    reference_id: Option<String>,
+    description: Option<String>,
+    /// Admins and internal services: whose credits.
+    user_id: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TransactionResponse {
+    id: i64,
+    user_id: i64,
+    #[schema(value_type = f64)]
+    amount: Credits,
+    transaction_type: String,
+    reference_id: Option<String>,
+    description: Option<String>,
+    created_at: DateTime<Utc>,
+    /// The balance right after this transaction.
+    #[schema(value_type = f64)]
+    new_balance: Credits,
+}
+
+impl From<CreditTransaction> for TransactionResponse {
+    fn from(t: CreditTransaction) -> Self {
+        Self {
+            id: t.id,
+            user_id: t.user_id,
+            amount: Credits::from_cents(t.amount),
+            transaction_type: t.transaction_type,
+            reference_id: t.reference_id,
+            description: t.description,
+            created_at: t.created_at,
+            new_balance: Credits::from_cents(t.balance_after),
+        }
+    }
+}
+
+async fn apply(
+    state: &AppState,
+    caller: &Caller,
+    req: CreditRequest,
+    kind: CreditKind,
+) -> Result<Response, AppError> {
+    let user_id = credits::account_of(caller, req.user_id, "body")?;
+    let change = Change {
+        user_id,
+        kind,
+        amount: req.amount,
+        reference_id: req.reference_id,
+        description: req.description,
+    };
+    let applied = credits::apply(state, change).await?;
+    let mut response = Json(TransactionResponse::from(applied.transaction)).into_response();
+    if applied.replayed {
+        response.headers_mut().insert(
+            IDEMPOTENT_REPLAYED.clone(),
+            HeaderValue::from_static("true"),
+        );
+    }
+    Ok(response)
+}
+
+/// Adds credits. Admins (default: themself) and internal services only.
+#[utoipa::path(post, path = "/credits/add", tag = "credits", request_body = CreditRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = TransactionResponse, description = "Applied, or replayed (header Idempotent-Replayed: true)"),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Plain users may not add", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "reference_id reused with another amount", body = ErrorBody),
+        (status = 422, description = "Invalid amount"),
+    ))]
+async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<CreditRequest>,
+) -> Result<Response, AppError> {
+    credits::may_add(&caller)?;
+    apply(&state, &caller, req, CreditKind::Added).await
+}
+
+/// Spends credits. The balance never goes below zero.
+#[utoipa::path(post, path = "/credits/use", tag = "credits", request_body = CreditRequest,
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = TransactionResponse, description = "Applied, or replayed (header Idempotent-Replayed: true)"),
+        (status = 400, description = "Insufficient credits (nothing changed)", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 409, description = "reference_id reused with another amount", body = ErrorBody),
+        (status = 422, description = "Invalid amount"),
+    ))]
+async fn use_credits(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppJson(req): AppJson<CreditRequest>,
+) -> Result<Response, AppError> {
+    apply(&state, &caller, req, CreditKind::Used).await
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct HistoryQuery {
+    #[serde(default)]
+    #[param(minimum = 0, default = 0)]
+    skip: u32,
+    #[param(minimum = 1, maximum = 100, default = 50)]
+    limit: Option<i64>,
+    user_id: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HistoryResponse {
+    transactions: Vec<TransactionResponse>,
+    total_count: i64,
+}
+
+/// Newest first.
+#[utoipa::path(get, path = "/credits/transactions", tag = "credits", params(HistoryQuery),
+    security(("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, body = HistoryResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "skip < 0 or limit outside 1..100"),
+    ))]
+async fn transactions(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppQuery(query): AppQuery<HistoryQuery>,
+) -> Result<Json<HistoryResponse>, AppError> {
+    let limit = query.limit.unwrap_or(50);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(AppError::validation(
+            "query",
+            "limit",
+            "limit must be between 1 and 100",
+            "value_error",
+        ));
+    }
+    let user_id = credits::account_of(&caller, query.user_id, "query")?;
+    let (rows, total_count) =
+        credits::history(&state, user_id, i64::from(query.skip), limit).await?;
+    Ok(Json(HistoryResponse {
+        transactions: rows.into_iter().map(Into::into).collect(),
+        total_count,
+    }))
+}

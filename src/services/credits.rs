@@ -1,0 +1,182 @@
+//! The credits ledger: exact (integer cents), atomic (balance and ledger row change in one
+//! statement or transaction), idempotent (reference_id per user and type).
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::Credits;
+use crate::error::AppError;
+use crate::extract::Caller;
+use crate::state::AppState;
+use crate::store::{now, CreditKind, CreditTransaction, NewCredit, StoreError};
+
+pub const MAX_REFERENCE_CHARS: usize = 255;
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+
+/// Whose credits a request acts on. Users act on their own; admins and internal services
+/// name any user (`requested`); an admin who names nobody acts on themself.
+pub fn account_of(
+    caller: &Caller,
+    requested: Option<i64>,
+    location: &str,
+) -> Result<i64, AppError> {
+    match caller {
+        Caller::Internal => requested.ok_or_else(|| {
+            AppError::validation(
+                location,
+                "user_id",
+                "Field required for internal services",
+                "missing",
+            )
+        }),
+        Caller::User(user) if user.is_admin() => Ok(requested.unwrap_or(user.user.id)),
+        Caller::User(user) => match requested {
+            None => Ok(user.user.id),
+            Some(id) if id == user.user.id => Ok(id),
+            Some(_) => Err(AppError::forbidden(
+                "Not allowed to act on another user's credits",
+            )),
+        },
+    }
+}
+
+pub fn may_add(caller: &Caller) -> Result<(), AppError> {
+    match caller {
+        Caller::Internal => Ok(()),
+        Caller::User(user) if user.is_admin() => Ok(()),
+        Caller::User(_) => Err(AppError::forbidden(
+            "Only admins and internal services may add credits",
+        )),
+    }
+}
+
+pub struct Change {
+    pub user_id: i64,
+    pub kind: CreditKind,
+    pub amount: Credits,
+    pub reference_id: Option<String>,
+    pub description: Option<String>,
+}
+
+pub struct Applied {
+    pub transaction: CreditTransaction,
+    /// True when this was a replay of an earlier request with the same reference_id.
+    pub replayed: bool,
+}
+
+async fn ensure_user(state: &AppState, user_id: i64) -> Result<(), AppError> {
+    state
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or_else(AppError::user_not_found)?;
+    Ok(())
+}
+
+pub async fn balance(state: &AppState, user_id: i64) -> Result<(i64, DateTime<Utc>), AppError> {
+    match state.store.credit_balance(user_id).await? {
+        Some(found) => Ok(found),
+        None => {
+            let user = state
+                .store
+                .user_by_id(user_id)
+                .await?
+                .ok_or_else(AppError::user_not_found)?;
+            Ok((0, user.created_at))
+        }
+    }
+}
+
+pub async fn apply(state: &AppState, change: Change) -> Result<Applied, AppError> {
+    check_text(
+        "reference_id",
+        change.reference_id.as_deref(),
+        MAX_REFERENCE_CHARS,
+    )?;
+    check_text(
+        "description",
+        change.description.as_deref(),
+        MAX_DESCRIPTION_CHARS,
+    )?;
+    ensure_user(state, change.user_id).await?;
+    if let Some(replay) = replay_of(state, &change).await? {
+        return Ok(replay);
+    }
+    let credit = NewCredit {
+        user_id: change.user_id,
+        kind: change.kind,
+        amount: change.amount.cents(),
+        reference_id: change.reference_id.clone(),
+        description: change.description.clone(),
+        created_at: now(),
+    };
+    match state.store.apply_credit(&credit).await {
+        Ok(Some(transaction)) => Ok(Applied {
+            transaction,
+            replayed: false,
+        }),
+        Ok(None) => Err(AppError::bad_request(
+            "insufficient_credits",
+            "Insufficient credits",
+        )),
+        // A concurrent request with the same reference won: answer as its replay.
+        Err(StoreError::DuplicateReference) => replay_of(state, &change)
+            .await?
+            .ok_or_else(|| StoreError::DuplicateReference.into()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The earlier transaction with this reference, if any; 409 if it was for another amount.
+async fn replay_of(state: &AppState, change: &Change) -> Result<Option<Applied>, AppError> {
+    let Some(reference) = change.reference_id.as_deref() else {
+        return Ok(None);
+    };
+    let Some(earlier) = state
+        .store
+        .credit_by_reference(change.user_id, change.kind, reference)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if earlier.amount != change.amount.cents() {
+        return Err(AppError::conflict(
+            "idempotency_conflict",
+            "reference_id was already used with a different amount",
+        ));
+    }
+    Ok(Some(Applied {
+        transaction: earlier,
+        replayed: true,
+    }))
+}
+
+fn check_text(field: &str, value: Option<&str>, max_chars: usize) -> Result<(), AppError> {
+    match value {
+        Some(v) if v.is_empty() => Err(AppError::validation(
+            "body",
+            field,
+            "Must not be empty",
+            "value_error",
+        )),
+        Some(v) if v.chars().count() > max_chars => Err(AppError::validation(
+            "body",
+            field,
+            format!("Must be at most {max_chars} characters"),
+            "value_error",
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub async fn history(
+    state: &AppState,
+    user_id: i64,
+    skip: i64,
+    limit: i64,
+) -> Result<(Vec<CreditTransaction>, i64), AppError> {
+    ensure_user(state, user_id).await?;
+    Ok(state
+        .store
+        .credit_transactions(user_id, skip, limit)
+        .await?)
+}
