@@ -7,6 +7,7 @@ mod accounts;
 mod auth;
 mod cli;
 mod contract;
+mod crash;
 mod credits;
 mod email_flows;
 mod logs;
