@@ -48,7 +48,7 @@ impl App {
         let listener = TcpListener::bind(&addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
-        let state = AppState::new(config, store)?;
+        let state = AppState::new(config, store).await?;
         let worker = OutboxWorker::new(
             &state.config,
             state.store.clone(),
@@ -101,6 +101,7 @@ impl App {
 
 pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config);
+    let limiter_state = state.clone();
     let api = routes::api()
         .fallback(|| async { error_body(StatusCode::NOT_FOUND, "not_found", "Not Found") })
         .method_not_allowed_fallback(|| async {
@@ -114,6 +115,7 @@ pub fn router(state: AppState) -> Router {
     let router = api
         .merge(routes::docs::router())
         .layer(axum::middleware::map_response(errors_as_json))
+        .layer(axum::middleware::from_fn_with_state(limiter_state, crate::protection::middleware::rate_limit))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,

@@ -72,7 +72,10 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub rate_limit_auth_per_minute: u32,
     pub rate_limit_default_per_minute: u32,
-    pub trusted_proxies: Vec<String>,
+    /// Peers whose X-Forwarded-For is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Namespace of this deployment's keys in a shared Redis.
+    pub redis_key_prefix: String,
     pub log_level: String,
     pub json_logs: bool,
     /// `Some((host, port))` when ENABLE_LOGSTASH: JSON log lines are also sent over TCP.
@@ -247,7 +250,8 @@ impl Config {
             cors_origins: vars.list("CORS_ORIGINS"),
             rate_limit_auth_per_minute: vars.parse("RATE_LIMIT_AUTH_PER_MINUTE", 100)?,
             rate_limit_default_per_minute: vars.parse("RATE_LIMIT_DEFAULT_PER_MINUTE", 1000)?,
-            trusted_proxies: vars.list("TRUSTED_PROXIES"),
+            trusted_proxies: crate::protection::client_ip::parse_trusted(&vars.list("TRUSTED_PROXIES")).map_err(err)?,
+            redis_key_prefix: vars.or("REDIS_KEY_PREFIX", "auth-service:"),
             log_level: vars.or("LOG_LEVEL", "INFO"),
             json_logs: vars.flag("JSON_LOGS", false)?,
             logstash,

@@ -7,6 +7,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod protection;
 pub mod routes;
 pub mod secret;
 pub mod services;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::config::Config;
+use crate::protection::Limiter;
 use crate::services::mail::MailComposer;
 use crate::services::passwords::PasswordService;
 use crate::services::tokens::TokenService;
@@ -17,14 +18,16 @@ pub struct AppState {
     pub passwords: Arc<PasswordService>,
     pub tokens: Arc<TokenService>,
     pub mail: Arc<MailComposer>,
+    pub limiter: Arc<Limiter>,
     /// Wakes this instance's outbox worker when a request queued mail, so it goes out
     /// at once instead of at the next poll.
     pub mail_wakeup: Arc<Notify>,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+    pub async fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         Ok(Self {
+            limiter: Arc::new(Limiter::new(&config).await),
             passwords: Arc::new(PasswordService::new(&config)),
             tokens: Arc::new(TokenService::new(&config)),
             mail: Arc::new(MailComposer::new(&config.frontend_url)?),

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::AppError;
+use crate::protection::middleware::ClientIp;
 use crate::services::auth::{authenticate, ClientInfo, CurrentUser};
 use crate::state::AppState;
 
@@ -122,10 +123,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        // The rate limiter resolved the client behind trusted proxies; else the peer.
+        let ip = parts.extensions.get::<ClientIp>().map(|ClientIp(ip)| ip.to_string()).or_else(|| {
+            parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
+        });
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

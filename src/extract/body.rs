@@ -83,6 +83,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         let syntax = err.is_syntax() || err.is_eof();
         AppError::Validation(vec![field_error("body", path, &err.to_string(), syntax)])
     };
+    // Every request body is an object; serde would otherwise fill a struct from an array
+    // by position (`["alice", "pw"]` as {username, password}).
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(AppError::validation(
+            "body",
+            "",
+            "Input should be a JSON object",
+            "type_error",
+        ));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();

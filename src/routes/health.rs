@@ -22,11 +22,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await;
     let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
     let database_ok = matches!(database, Ok(Ok(())));
-    let redis = if state.config.redis_url.is_some() {
-        "configured"
-    } else {
-        "disabled"
-    };
+    let redis = state.limiter.redis_status().await;
     let body = json!({
         "status": if database_ok { "ok" } else { "unavailable" },
         "version": env!("CARGO_PKG_VERSION"),

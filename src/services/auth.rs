@@ -93,17 +93,25 @@ pub async fn login(
     client: &ClientInfo,
 ) -> Result<TokenPair, AppError> {
     let identifier = identifier.trim().to_lowercase();
-    let Some(user) = state.store.user_by_login(&identifier).await? else {
-        state.passwords.verify_dummy(password).await?;
+    let user = state.store.user_by_login(&identifier).await?;
+    // Throttled per account (all its login names share one counter); names without an
+    // account are throttled alike, so the answers cannot tell the two apart.
+    let throttle_key = user.as_ref().map_or_else(|| format!("name:{identifier}"), |u| format!("user:{}", u.id));
+    if let Some(wait) = state.limiter.login_blocked_for(&throttle_key).await {
+        return Err(too_many_failures(wait));
+    }
+    let verified = match &user {
+        Some(user) => state.passwords.verify(password, &user.password_hash).await?,
+        None => {
+            state.passwords.verify_dummy(password).await?;
+            false
+        }
+    };
+    let Some(user) = user.filter(|_| verified) else {
+        state.limiter.login_failed(&throttle_key).await;
         return Err(AppError::unauthorized(INCORRECT_LOGIN));
     };
-    if !state
-        .passwords
-        .verify(password, &user.password_hash)
-        .await?
-    {
-        return Err(AppError::unauthorized(INCORRECT_LOGIN));
-    }
+    state.limiter.login_succeeded(&throttle_key).await;
     if !user.is_active {
         return Err(AppError::Forbidden {
             code: "account_disabled",
@@ -128,6 +136,13 @@ async fn upgrade_hash(state: &AppState, user: &User, password: &str) {
             }
         }
         Err(e) => tracing::warn!(user_id = user.id, error = %e, "could not upgrade password hash"),
+    }
+}
+
+fn too_many_failures(retry_after_secs: u64) -> AppError {
+    AppError::TooManyRequests {
+        detail: "Too many failed login attempts; try again later".into(),
+        retry_after_secs,
     }
 }
 
