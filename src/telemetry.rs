@@ -29,7 +29,9 @@ pub fn filter_for(log_level: &str) -> EnvFilter {
         "warning" => "warn".to_owned(),
         other => other.to_owned(),
     };
-    EnvFilter::try_new(format!("{level},{QUIET_DEPENDENCIES}"))
+    // `tower=warn` matches every target starting with "tower", tower_http's request log
+    // included: name it again so the access log follows LOG_LEVEL.
+    EnvFilter::try_new(format!("{level},{QUIET_DEPENDENCIES},tower_http={level}"))
         .unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
