@@ -119,15 +119,16 @@ pub struct RefreshRequest {
     ))]
 async fn refresh(
     State(state): State<AppState>,
+    client: ClientInfo,
     AppJson(req): AppJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, AppError> {
     let pair = match (req.refresh_token, req.token) {
-        (Some(refresh_token), _) => auth::refresh(&state, &refresh_token).await?,
+        (Some(refresh_token), _) => auth::refresh(&state, &refresh_token, &client).await?,
         // A JWT has three dot-separated parts; anything else is taken for a refresh token.
         (None, Some(token)) if token.split('.').count() == 3 => {
             auth::refresh_with_access_token(&state, &token).await?
         }
-        (None, Some(token)) => auth::refresh(&state, &token).await?,
+        (None, Some(token)) => auth::refresh(&state, &token, &client).await?,
         (None, None) => {
             return Err(AppError::validation(
                 "body",
@@ -145,9 +146,10 @@ async fn refresh(
     responses((status = 200, body = MessageResponse), (status = 401, body = ErrorBody)))]
 async fn logout(
     State(state): State<AppState>,
+    client: ClientInfo,
     current: CurrentUser,
 ) -> Result<Json<MessageResponse>, AppError> {
-    auth::logout(&state, &current).await?;
+    auth::logout(&state, &current, &client).await?;
     Ok(Json(MessageResponse::new("Successfully logged out")))
 }
 

@@ -13,6 +13,7 @@ use super::ErrorBody;
 use crate::domain::Credits;
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery, Caller};
+use crate::services::auth::ClientInfo;
 use crate::services::credits::{self, Change};
 use crate::state::AppState;
 use crate::store::{CreditKind, CreditTransaction};
@@ -109,6 +110,7 @@ impl From<CreditTransaction> for TransactionResponse {
 async fn apply(
     state: &AppState,
     caller: &Caller,
+    client: &ClientInfo,
     req: CreditRequest,
     kind: CreditKind,
 ) -> Result<Response, AppError> {
@@ -120,7 +122,7 @@ async fn apply(
         reference_id: req.reference_id,
         description: req.description,
     };
-    let applied = credits::apply(state, change).await?;
+    let applied = credits::apply(state, change, client).await?;
     let mut response = Json(TransactionResponse::from(applied.transaction)).into_response();
     if applied.replayed {
         response.headers_mut().insert(
@@ -144,11 +146,12 @@ async fn apply(
     ))]
 async fn add(
     State(state): State<AppState>,
+    client: ClientInfo,
     caller: Caller,
     AppJson(req): AppJson<CreditRequest>,
 ) -> Result<Response, AppError> {
     credits::may_add(&caller)?;
-    apply(&state, &caller, req, CreditKind::Added).await
+    apply(&state, &caller, &client, req, CreditKind::Added).await
 }
 
 /// Spends credits. The balance never goes below zero.
@@ -165,10 +168,11 @@ async fn add(
     ))]
 async fn use_credits(
     State(state): State<AppState>,
+    client: ClientInfo,
     caller: Caller,
     AppJson(req): AppJson<CreditRequest>,
 ) -> Result<Response, AppError> {
-    apply(&state, &caller, req, CreditKind::Used).await
+    apply(&state, &caller, &client, req, CreditKind::Used).await
 }
 
 #[derive(Deserialize, IntoParams)]

@@ -11,7 +11,7 @@ use crate::domain::{Email, Password};
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery};
 use crate::services::account;
-use crate::services::auth::CurrentUser;
+use crate::services::auth::{ClientInfo, CurrentUser};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -37,9 +37,10 @@ const VERIFIED: &str = "Email verified successfully";
     responses((status = 200, body = MessageResponse), (status = 400, description = "Invalid or expired token", body = ErrorBody)))]
 async fn verify_email(
     State(state): State<AppState>,
+    client: ClientInfo,
     AppJson(req): AppJson<TokenRequest>,
 ) -> Result<Json<MessageResponse>, AppError> {
-    account::verify_email(&state, &req.token).await?;
+    account::verify_email(&state, &req.token, &client).await?;
     Ok(Json(MessageResponse::new(VERIFIED)))
 }
 
@@ -48,9 +49,10 @@ async fn verify_email(
     responses((status = 200, body = MessageResponse), (status = 400, description = "Invalid or expired token", body = ErrorBody)))]
 async fn verify_email_link(
     State(state): State<AppState>,
+    client: ClientInfo,
     AppQuery(req): AppQuery<TokenRequest>,
 ) -> Result<Json<MessageResponse>, AppError> {
-    account::verify_email(&state, &req.token).await?;
+    account::verify_email(&state, &req.token, &client).await?;
     Ok(Json(MessageResponse::new(VERIFIED)))
 }
 
@@ -81,9 +83,10 @@ pub struct ResetRequest {
     responses((status = 200, body = MessageResponse), (status = 422, description = "Not an email address")))]
 async fn password_reset_request(
     State(state): State<AppState>,
+    client: ClientInfo,
     AppJson(req): AppJson<ResetRequest>,
 ) -> Result<Json<MessageResponse>, AppError> {
-    account::request_password_reset(&state, &req.email).await?;
+    account::request_password_reset(&state, &req.email, &client).await?;
     Ok(Json(MessageResponse::new(
         "Password reset link sent to email if account exists",
     )))
@@ -105,9 +108,10 @@ pub struct ResetPasswordRequest {
     ))]
 async fn reset_password(
     State(state): State<AppState>,
+    client: ClientInfo,
     AppJson(req): AppJson<ResetPasswordRequest>,
 ) -> Result<Json<MessageResponse>, AppError> {
-    account::reset_password(&state, &req.token, &req.new_password).await?;
+    account::reset_password(&state, &req.token, &req.new_password, &client).await?;
     Ok(Json(MessageResponse::new(
         "Password has been reset successfully",
     )))

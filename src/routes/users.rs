@@ -12,6 +12,7 @@ use crate::domain::{Email, Password, Username};
 use crate::error::AppError;
 use crate::extract::{body::parse_json, AppJson, AppQuery, Caller, VerifiedUser};
 use crate::services::account;
+use crate::services::auth::ClientInfo;
 use crate::state::AppState;
 use crate::store::User;
 
@@ -92,12 +93,13 @@ pub struct ChangePasswordRequest {
     ))]
 async fn change_password(
     State(state): State<AppState>,
+    client: ClientInfo,
     VerifiedUser(current): VerifiedUser,
     Path(username): Path<String>,
     AppJson(req): AppJson<ChangePasswordRequest>,
 ) -> Result<Json<MessageResponse>, AppError> {
     account::target_account(&state, &current, &username, false).await?;
-    account::change_password(&state, &current, &req.current_password, &req.new_password).await?;
+    account::change_password(&state, &current, &req.current_password, &req.new_password, &client).await?;
     Ok(Json(MessageResponse::new("Password updated successfully")))
 }
 
@@ -128,13 +130,14 @@ pub struct ChangeEmailResponse {
     ))]
 async fn change_email(
     State(state): State<AppState>,
+    client: ClientInfo,
     VerifiedUser(current): VerifiedUser,
     Path(username): Path<String>,
     AppJson(req): AppJson<ChangeEmailRequest>,
 ) -> Result<Json<ChangeEmailResponse>, AppError> {
     account::target_account(&state, &current, &username, false).await?;
     let user =
-        account::change_email(&state, &current, &req.new_email, &req.current_password).await?;
+        account::change_email(&state, &current, &req.new_email, &req.current_password, &client).await?;
     Ok(Json(ChangeEmailResponse {
         message: "Email updated successfully. Please verify your new email address.",
         username: user.username,
@@ -161,6 +164,7 @@ pub struct DeleteRequest {
     ))]
 async fn delete_user(
     State(state): State<AppState>,
+    client: ClientInfo,
     VerifiedUser(current): VerifiedUser,
     Path(username): Path<String>,
     AppQuery(query): AppQuery<DeleteRequest>,
@@ -175,6 +179,6 @@ async fn delete_user(
     if password.is_none() && has_json && !body.is_empty() {
         password = parse_json::<DeleteRequest>(&body)?.password;
     }
-    account::delete_account(&state, &current, &target, password.as_deref()).await?;
+    account::delete_account(&state, &current, &target, password.as_deref(), &client).await?;
     Ok(Json(MessageResponse::new("User deleted successfully")))
 }

@@ -2,10 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::domain::{Email, Password, Username};
 use crate::error::AppError;
+use crate::services::audit;
 use crate::services::mail::VERIFY_LINK_HOURS;
 use crate::services::tokens::{hash_token, new_opaque_token, Claims};
 use crate::state::AppState;
@@ -14,6 +16,9 @@ use crate::store::{now, NewSession, NewUser, Session, TokenGrant, TokenPurpose, 
 /// After a rotation the replaced refresh token is still honoured this long (a client
 /// retrying a refresh whose answer it lost); after that, presenting it is treated as theft.
 pub const REFRESH_REUSE_GRACE_SECONDS: i64 = 10;
+
+/// `last_seen_at` is written at most this often per session, never on every request.
+pub const LAST_SEEN_RESOLUTION_SECONDS: i64 = 300;
 
 const INCORRECT_LOGIN: &str = "Incorrect username or password";
 
@@ -77,10 +82,10 @@ pub async fn register(
     };
     let user = state
         .store
-        .create_user(&new_user, Some(&grant), &[welcome])
+        .create_user(&new_user, Some(&grant), &[welcome], &audit::plain(audit::REGISTER, None, client))
         .await?;
     state.mail_queued();
-    let tokens = start_session(state, &user, client).await?;
+    let tokens = start_session(state, &user, client, None).await?;
     Ok((user, tokens))
 }
 
@@ -107,8 +112,13 @@ pub async fn login(
             false
         }
     };
+    let user_id = user.as_ref().map(|u| u.id);
     let Some(user) = user.filter(|_| verified) else {
         state.limiter.login_failed(&throttle_key).await;
+        let failure = audit::plain(audit::LOGIN_FAILURE, user_id, client);
+        if let Err(e) = state.store.record_activity(&failure).await {
+            tracing::warn!(error = %e, "could not record a failed login");
+        }
         return Err(AppError::unauthorized(INCORRECT_LOGIN));
     };
     state.limiter.login_succeeded(&throttle_key).await;
@@ -121,7 +131,7 @@ pub async fn login(
     if state.passwords.needs_rehash(&user.password_hash) {
         upgrade_hash(state, &user, password).await;
     }
-    start_session(state, &user, client).await
+    start_session(state, &user, client, Some(audit::LOGIN_SUCCESS)).await
 }
 
 /// Re-hashes with today's scheme and cost. Best effort: a failure only means we try again next login.
@@ -150,6 +160,7 @@ pub async fn start_session(
     state: &AppState,
     user: &User,
     client: &ClientInfo,
+    event: Option<&'static str>,
 ) -> Result<TokenPair, AppError> {
     let created_at = now();
     let refresh_token = new_opaque_token();
@@ -162,7 +173,8 @@ pub async fn start_session(
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
     };
-    state.store.create_session(&session).await?;
+    let activity = event.map(|event| audit::plain(event, Some(user.id), client));
+    state.store.create_session(&session, activity.as_ref()).await?;
     pair(
         state,
         user,
@@ -199,10 +211,17 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<CurrentUser,
         .decode_access(bearer)
         .ok_or_else(AppError::invalid_token)?;
     let (session, user) = live_session(state, &claims).await?;
-    Ok(CurrentUser {
-        user,
-        session_id: session.id,
-    })
+    let now = now();
+    if now - session.last_seen_at > chrono::Duration::seconds(LAST_SEEN_RESOLUTION_SECONDS) {
+        // Off the request path: the answer does not wait for this write.
+        let (store, id) = (state.store.clone(), session.id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = store.touch_session(&id, now).await {
+                tracing::debug!(error = %e, "could not record session activity");
+            }
+        });
+    }
+    Ok(CurrentUser { user, session_id: session.id })
 }
 
 async fn live_session(state: &AppState, claims: &Claims) -> Result<(Session, User), AppError> {
@@ -219,99 +238,68 @@ async fn live_session(state: &AppState, claims: &Claims) -> Result<(Session, Use
 }
 
 /// Exchanges a refresh token for a new pair, rotating it. A rotated token presented again
-/// after the grace window revokes the whole session: one of the two holders is a thief.
-pub async fn refresh(state: &AppState, refresh_token: &str) -> Result<TokenPair, AppError> {
+/// after the grace window revokes the whole session: one of its two holders is a thief.
+pub async fn refresh(state: &AppState, refresh_token: &str, client: &ClientInfo) -> Result<TokenPair, AppError> {
     let presented = hash_token(refresh_token);
-    let session = state
-        .store
-        .session_by_refresh_hash(&presented)
-        .await?
-        .ok_or_else(AppError::invalid_token)?;
     let now = now();
+    let session = match state.store.session_by_refresh_hash(&presented).await? {
+        Some(current) => current,
+        None => {
+            let (session, retired_at) = state
+                .store
+                .session_by_retired_refresh_hash(&presented)
+                .await?
+                .ok_or_else(AppError::invalid_token)?;
+            if now - retired_at > chrono::Duration::seconds(REFRESH_REUSE_GRACE_SECONDS) {
+                let reuse = audit::activity(
+                    audit::REFRESH_REUSE_DETECTED,
+                    Some(session.user_id),
+                    client,
+                    json!({ "session_id": session.id }),
+                );
+                if state.store.revoke_session(session.user_id, &session.id, &reuse).await? {
+                    tracing::warn!(session_id = %session.id, user_id = session.user_id,
+                        "refresh token reuse detected; session revoked");
+                }
+                return Err(AppError::invalid_token());
+            }
+            // Within the grace window: a retry of a refresh whose answer was lost.
+            session
+        }
+    };
     if !session.is_live(now) {
         return Err(AppError::invalid_token());
     }
-    let user = state
-        .store
-        .user_by_id(session.user_id)
-        .await?
-        .ok_or_else(AppError::invalid_token)?;
+    let user = state.store.user_by_id(session.user_id).await?.ok_or_else(AppError::invalid_token)?;
     if !user.is_active {
         return Err(AppError::invalid_token());
     }
+    rotate(state, &session, &user, now).await
+}
+
+/// Replaces the session's current refresh token; concurrent rotations have one winner.
+async fn rotate(state: &AppState, session: &Session, user: &User, now: DateTime<Utc>) -> Result<TokenPair, AppError> {
     let new_token = new_opaque_token();
-    let new_hash = hash_token(&new_token);
-    let rotated = if session.refresh_token_hash == presented {
-        state
-            .store
-            .rotate_refresh_token(&session.id, &presented, &new_hash, now)
-            .await?
-    } else {
-        let in_grace = session
-            .rotated_at
-            .is_some_and(|at| now - at <= chrono::Duration::seconds(REFRESH_REUSE_GRACE_SECONDS));
-        if !in_grace {
-            state.store.revoke_session(&session.id, now).await?;
-            tracing::warn!(session_id = %session.id, user_id = user.id, "refresh token reuse detected; session revoked");
-            return Err(AppError::invalid_token());
-        }
-        state
-            .store
-            .reissue_refresh_token(&session.id, &presented, &new_hash)
-            .await?
-    };
+    let rotated = state
+        .store
+        .rotate_refresh_token(&session.id, &session.refresh_token_hash, &hash_token(&new_token), now)
+        .await?;
     if !rotated {
         // Lost a race with a concurrent refresh or a revocation.
         return Err(AppError::invalid_token());
     }
-    pair(
-        state,
-        &user,
-        &session.id,
-        session.expires_at,
-        new_token,
-        now,
-    )
+    pair(state, user, &session.id, session.expires_at, new_token, now)
 }
 
 /// The original service's form: an unexpired access token buys a new pair for its session.
-pub async fn refresh_with_access_token(
-    state: &AppState,
-    access_token: &str,
-) -> Result<TokenPair, AppError> {
-    let claims = state
-        .tokens
-        .decode_access(access_token)
-        .ok_or_else(AppError::invalid_token)?;
+pub async fn refresh_with_access_token(state: &AppState, access_token: &str) -> Result<TokenPair, AppError> {
+    let claims = state.tokens.decode_access(access_token).ok_or_else(AppError::invalid_token)?;
     let (session, user) = live_session(state, &claims).await?;
-    let new_token = new_opaque_token();
-    let now = now();
-    let rotated = state
-        .store
-        .rotate_refresh_token(
-            &session.id,
-            &session.refresh_token_hash,
-            &hash_token(&new_token),
-            now,
-        )
-        .await?;
-    if !rotated {
-        return Err(AppError::invalid_token());
-    }
-    pair(
-        state,
-        &user,
-        &session.id,
-        session.expires_at,
-        new_token,
-        now,
-    )
+    rotate(state, &session, &user, now()).await
 }
 
-pub async fn logout(state: &AppState, current: &CurrentUser) -> Result<(), AppError> {
-    state
-        .store
-        .revoke_session(&current.session_id, now())
-        .await?;
+pub async fn logout(state: &AppState, current: &CurrentUser, client: &ClientInfo) -> Result<(), AppError> {
+    let activity = audit::plain(audit::LOGOUT, Some(current.user.id), client);
+    state.store.revoke_session(current.user.id, &current.session_id, &activity).await?;
     Ok(())
 }

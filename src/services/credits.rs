@@ -3,9 +3,13 @@
 
 use chrono::{DateTime, Utc};
 
+use serde_json::json;
+
 use crate::domain::Credits;
 use crate::error::AppError;
 use crate::extract::Caller;
+use crate::services::audit;
+use crate::services::auth::ClientInfo;
 use crate::state::AppState;
 use crate::store::{now, CreditKind, CreditTransaction, NewCredit, StoreError};
 
@@ -86,7 +90,7 @@ pub async fn balance(state: &AppState, user_id: i64) -> Result<(i64, DateTime<Ut
     }
 }
 
-pub async fn apply(state: &AppState, change: Change) -> Result<Applied, AppError> {
+pub async fn apply(state: &AppState, change: Change, client: &ClientInfo) -> Result<Applied, AppError> {
     check_text(
         "reference_id",
         change.reference_id.as_deref(),
@@ -109,7 +113,14 @@ pub async fn apply(state: &AppState, change: Change) -> Result<Applied, AppError
         description: change.description.clone(),
         created_at: now(),
     };
-    match state.store.apply_credit(&credit).await {
+    let event = if change.kind.debits() { audit::CREDITS_USE } else { audit::CREDITS_ADD };
+    let details = json!({
+        "amount": change.amount.to_string(),
+        "transaction_type": change.kind.as_str(),
+        "reference_id": change.reference_id,
+    });
+    let activity = audit::activity(event, Some(change.user_id), client, details);
+    match state.store.apply_credit(&credit, &activity).await {
         Ok(Some(transaction)) => Ok(Applied {
             transaction,
             replayed: false,

@@ -1,6 +1,7 @@
 //! Business logic, independent of HTTP: handlers call these, these call the store.
 
 pub mod account;
+pub mod audit;
 pub mod auth;
 pub mod credits;
 pub mod mail;

@@ -31,8 +31,6 @@ pub struct Session {
     pub id: String,
     pub user_id: i64,
     pub refresh_token_hash: String,
-    pub previous_refresh_hash: Option<String>,
-    pub rotated_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
@@ -176,4 +174,38 @@ pub struct LedgerMismatch {
     pub user_id: i64,
     pub balance: i64,
     pub ledger_sum: i64,
+}
+
+/// Admin changes to an account; `None` leaves a flag as it is.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct UserFlags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_admin: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_active: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_verified: Option<bool>,
+}
+
+/// A row of the audit trail to write. `created_at` is also the time of the change it
+/// records. `details` is a small JSON object and never holds a secret.
+#[derive(Debug, Clone)]
+pub struct Activity {
+    pub user_id: Option<i64>,
+    pub event: &'static str,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ActivityRecord {
+    pub id: i64,
+    pub user_id: Option<i64>,
+    pub event: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub details: String,
+    pub created_at: DateTime<Utc>,
 }

@@ -8,9 +8,9 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
-use super::shared::{
-    claim_mail_sql, impl_shared_store, insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS,
-    LEDGER_MISMATCHES, SESSION_COLUMNS, USER_COLUMNS,
+use super::sql::{
+    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store, impl_mail_store, insert_activity,
+    insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, LEDGER_MISMATCHES, SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -42,12 +42,13 @@ impl PgStore {
         &self.pool
     }
 
-    /// One statement per change: the balance update and the ledger insert commit or fail
-    /// together, in a single round trip. Row locks serialise concurrent changes of one
-    /// balance; the debit's `balance >= amount` is re-checked after each wait.
+    /// One statement per change: the balance update, the ledger insert and the audit row
+    /// commit or fail together, in a single round trip. Row locks serialise concurrent
+    /// changes of one balance; the debit's `balance >= amount` is re-checked after each wait.
     async fn apply_credit_atomically(
         &self,
         c: &NewCredit,
+        activity: &Activity,
     ) -> StoreResult<Option<CreditTransaction>> {
         let change = if c.kind.debits() {
             "UPDATE credit_balances SET balance = balance - $2, updated_at = $5 \
@@ -58,10 +59,13 @@ impl PgStore {
              updated_at = EXCLUDED.updated_at RETURNING balance"
         };
         let sql = format!(
-            "WITH changed AS ({change}) \
-             INSERT INTO credit_transactions (user_id, amount, transaction_type, reference_id, description, \
-             balance_after, created_at) SELECT $1, $2, $6, $3, $4, balance, $5 FROM changed \
-             RETURNING {CREDIT_COLUMNS}"
+            "WITH changed AS ({change}), \
+             recorded AS (INSERT INTO credit_transactions (user_id, amount, transaction_type, reference_id, \
+             description, balance_after, created_at) SELECT $1, $2, $6, $3, $4, balance, $5 FROM changed \
+             RETURNING {CREDIT_COLUMNS}), \
+             audited AS (INSERT INTO user_activity (user_id, event, ip, user_agent, details, created_at) \
+             SELECT $1, $7, $8, $9, $10, $5 FROM recorded) \
+             SELECT {CREDIT_COLUMNS} FROM recorded"
         );
         Ok(sqlx::query_as(&sql)
             .bind(c.user_id)
@@ -70,6 +74,10 @@ impl PgStore {
             .bind(&c.description)
             .bind(c.created_at)
             .bind(c.kind.as_str())
+            .bind(activity.event)
+            .bind(&activity.ip)
+            .bind(&activity.user_agent)
+            .bind(&activity.details)
             .fetch_optional(&self.pool)
             .await?)
     }
@@ -83,4 +91,7 @@ impl PgStore {
     }
 }
 
-impl_shared_store!(PgStore, sqlx::Postgres, MIGRATOR);
+impl_account_store!(PgStore, MIGRATOR);
+impl_mail_store!(PgStore, MIGRATOR);
+impl_credit_store!(PgStore, MIGRATOR);
+impl_activity_store!(PgStore, MIGRATOR);

@@ -12,9 +12,9 @@ use sqlx::sqlite::{
 };
 use sqlx::ConnectOptions;
 
-use super::shared::{
-    claim_mail_sql, impl_shared_store, insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS,
-    LEDGER_MISMATCHES, SESSION_COLUMNS, USER_COLUMNS,
+use super::sql::{
+    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store, impl_mail_store, insert_activity,
+    insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, LEDGER_MISMATCHES, SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -59,10 +59,7 @@ impl SqliteStore {
     }
 
     /// SQLite has no data-modifying CTEs: a transaction on the single writer connection.
-    async fn apply_credit_atomically(
-        &self,
-        c: &NewCredit,
-    ) -> StoreResult<Option<CreditTransaction>> {
+    async fn apply_credit_atomically(&self, c: &NewCredit, activity: &Activity) -> StoreResult<Option<CreditTransaction>> {
         let change = if c.kind.debits() {
             "UPDATE credit_balances SET balance = balance - $2, updated_at = $3 \
              WHERE user_id = $1 AND balance >= $2 RETURNING balance"
@@ -94,6 +91,7 @@ impl SqliteStore {
         .bind(c.created_at)
         .fetch_one(&mut *tx)
         .await?;
+        insert_activity!(&mut *tx, activity, Some(c.user_id));
         tx.commit().await?;
         Ok(Some(row))
     }
@@ -107,4 +105,7 @@ impl SqliteStore {
     }
 }
 
-impl_shared_store!(SqliteStore, sqlx::Sqlite, MIGRATOR);
+impl_account_store!(SqliteStore, MIGRATOR);
+impl_mail_store!(SqliteStore, MIGRATOR);
+impl_credit_store!(SqliteStore, MIGRATOR);
+impl_activity_store!(SqliteStore, MIGRATOR);

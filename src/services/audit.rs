@@ -1,0 +1,40 @@
+//! Building audit-trail rows. The store writes each in the same transaction as the change
+//! it records; this module only names the events and shapes their details.
+
+use serde_json::{json, Value};
+
+use crate::services::auth::ClientInfo;
+use crate::store::{now, Activity};
+
+pub const REGISTER: &str = "register";
+pub const LOGIN_SUCCESS: &str = "login_success";
+pub const LOGIN_FAILURE: &str = "login_failure";
+pub const LOGOUT: &str = "logout";
+pub const REFRESH_REUSE_DETECTED: &str = "refresh_reuse_detected";
+pub const PASSWORD_CHANGE: &str = "password_change";
+pub const PASSWORD_RESET_REQUEST: &str = "password_reset_request";
+pub const PASSWORD_RESET: &str = "password_reset";
+pub const EMAIL_CHANGE: &str = "email_change";
+pub const EMAIL_VERIFIED: &str = "email_verified";
+pub const ACCOUNT_DELETE: &str = "account_delete";
+pub const SESSION_REVOKE: &str = "session_revoke";
+pub const CREDITS_ADD: &str = "credits_add";
+pub const CREDITS_USE: &str = "credits_use";
+pub const ADMIN_UPDATE: &str = "admin_update";
+
+/// An event of `user_id` (when known) from `client`, happening now.
+pub fn activity(event: &'static str, user_id: Option<i64>, client: &ClientInfo, details: Value) -> Activity {
+    Activity {
+        user_id,
+        event,
+        ip: client.ip.clone(),
+        user_agent: client.user_agent.clone(),
+        details: if details.is_null() { "{}".to_owned() } else { details.to_string() },
+        created_at: now(),
+    }
+}
+
+/// An event with no details.
+pub fn plain(event: &'static str, user_id: Option<i64>, client: &ClientInfo) -> Activity {
+    activity(event, user_id, client, json!({}))
+}
