@@ -115,7 +115,10 @@ pub fn router(state: AppState) -> Router {
     let router = api
         .merge(routes::docs::router())
         .layer(axum::middleware::map_response(errors_as_json))
-        .layer(axum::middleware::from_fn_with_state(limiter_state, crate::protection::middleware::rate_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            limiter_state,
+            crate::protection::middleware::rate_limit,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -138,7 +141,10 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
                 .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                // One line per request costs real throughput at 10k req/s: completed
+                // requests are DEBUG, server errors are logged by AppError at ERROR.
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                .on_failure(()),
         )
         .layer(SetRequestIdLayer::new(
             X_REQUEST_ID.clone(),

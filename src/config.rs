@@ -250,7 +250,10 @@ impl Config {
             cors_origins: vars.list("CORS_ORIGINS"),
             rate_limit_auth_per_minute: vars.parse("RATE_LIMIT_AUTH_PER_MINUTE", 100)?,
             rate_limit_default_per_minute: vars.parse("RATE_LIMIT_DEFAULT_PER_MINUTE", 1000)?,
-            trusted_proxies: crate::protection::client_ip::parse_trusted(&vars.list("TRUSTED_PROXIES")).map_err(err)?,
+            trusted_proxies: crate::protection::client_ip::parse_trusted(
+                &vars.list("TRUSTED_PROXIES"),
+            )
+            .map_err(err)?,
             redis_key_prefix: vars.or("REDIS_KEY_PREFIX", "auth-service:"),
             log_level: vars.or("LOG_LEVEL", "INFO"),
             json_logs: vars.flag("JSON_LOGS", false)?,

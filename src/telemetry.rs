@@ -44,7 +44,12 @@ pub fn init(config: &Config) {
             .with_span_list(false)
             .boxed()
     } else {
-        tracing_subscriber::fmt::layer().compact().boxed()
+        // Colours only for a terminal: escape codes do not belong in files and collectors.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        tracing_subscriber::fmt::layer()
+            .compact()
+            .with_ansi(ansi)
+            .boxed()
     };
     let logstash = config.logstash.as_ref().map(|(host, port)| {
         tracing_subscriber::fmt::layer()

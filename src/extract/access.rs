@@ -124,9 +124,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         // The rate limiter resolved the client behind trusted proxies; else the peer.
-        let ip = parts.extensions.get::<ClientIp>().map(|ClientIp(ip)| ip.to_string()).or_else(|| {
-            parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string())
-        });
+        let ip = parts
+            .extensions
+            .get::<ClientIp>()
+            .map(|ClientIp(ip)| ip.to_string())
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<std::net::SocketAddr>>()
+                    .map(|ConnectInfo(addr)| addr.ip().to_string())
+            });
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)

@@ -22,7 +22,9 @@ pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -
     if !is_trusted(&peer) {
         return peer;
     }
-    let Some(header) = forwarded_for else { return peer };
+    let Some(header) = forwarded_for else {
+        return peer;
+    };
     let mut nearest = peer;
     for entry in header.split(',').rev() {
         let Some(ip) = parse_entry(entry) else {
@@ -43,7 +45,12 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
     entry
         .parse()
         .ok()
-        .or_else(|| entry.strip_prefix('[').and_then(|rest| rest.split(']').next()).and_then(|ip| ip.parse().ok()))
+        .or_else(|| {
+            entry
+                .strip_prefix('[')
+                .and_then(|rest| rest.split(']').next())
+                .and_then(|ip| ip.parse().ok())
+        })
         .or_else(|| entry.rsplit_once(':').and_then(|(ip, _)| ip.parse().ok()))
 }
 
@@ -58,7 +65,10 @@ mod tests {
     #[test]
     fn untrusted_peers_are_taken_as_they_are() {
         let trusted = parse_trusted(&["10.0.0.0/8".into()]).unwrap();
-        assert_eq!(client_ip(ip("203.0.113.9"), Some("1.1.1.1"), &trusted), ip("203.0.113.9"));
+        assert_eq!(
+            client_ip(ip("203.0.113.9"), Some("1.1.1.1"), &trusted),
+            ip("203.0.113.9")
+        );
         assert_eq!(client_ip(ip("203.0.113.9"), None, &[]), ip("203.0.113.9"));
     }
 
@@ -66,12 +76,24 @@ mod tests {
     fn trusted_peers_yield_the_rightmost_untrusted_entry() {
         let trusted = parse_trusted(&["10.0.0.0/8".into(), "192.168.1.1".into()]).unwrap();
         let peer = ip("10.0.0.5");
-        assert_eq!(client_ip(peer, Some("6.6.6.6, 1.2.3.4, 10.1.1.1"), &trusted), ip("1.2.3.4"));
-        assert_eq!(client_ip(peer, Some("1.2.3.4:5555"), &trusted), ip("1.2.3.4"));
-        assert_eq!(client_ip(peer, Some("[2001:db8::1]:443"), &trusted), ip("2001:db8::1"));
+        assert_eq!(
+            client_ip(peer, Some("6.6.6.6, 1.2.3.4, 10.1.1.1"), &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(peer, Some("1.2.3.4:5555"), &trusted),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            client_ip(peer, Some("[2001:db8::1]:443"), &trusted),
+            ip("2001:db8::1")
+        );
         assert_eq!(client_ip(peer, None, &trusted), peer);
         assert_eq!(client_ip(peer, Some("10.2.2.2"), &trusted), ip("10.2.2.2"));
-        assert_eq!(client_ip(peer, Some("1.2.3.4, garbage, 10.9.9.9"), &trusted), ip("10.9.9.9"));
+        assert_eq!(
+            client_ip(peer, Some("1.2.3.4, garbage, 10.9.9.9"), &trusted),
+            ip("10.9.9.9")
+        );
     }
 
     #[test]

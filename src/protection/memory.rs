@@ -39,14 +39,18 @@ impl MemoryCounters {
     pub fn blocked_for_ms(&self, account: &str) -> u64 {
         let now = unix_millis();
         let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures.get(account).map_or(0, |f| f.blocked_until_ms.saturating_sub(now))
+        failures
+            .get(account)
+            .map_or(0, |f| f.blocked_until_ms.saturating_sub(now))
     }
 
     pub fn failed(&self, account: &str) -> u64 {
         let now = unix_millis();
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if failures.len() > SWEEP_AT {
-            failures.retain(|_, f| now < f.window_started_ms + LOGIN_FAILURE_WINDOW_MS || now < f.blocked_until_ms);
+            failures.retain(|_, f| {
+                now < f.window_started_ms + LOGIN_FAILURE_WINDOW_MS || now < f.blocked_until_ms
+            });
         }
         let f = failures.entry(account.to_owned()).or_insert(Failures {
             count: 0,
@@ -54,7 +58,11 @@ impl MemoryCounters {
             blocked_until_ms: 0,
         });
         if now >= f.window_started_ms + LOGIN_FAILURE_WINDOW_MS {
-            *f = Failures { count: 0, window_started_ms: now, blocked_until_ms: 0 };
+            *f = Failures {
+                count: 0,
+                window_started_ms: now,
+                blocked_until_ms: 0,
+            };
         }
         f.count += 1;
         if f.count < LOGIN_FAILURE_THRESHOLD {
@@ -66,6 +74,9 @@ impl MemoryCounters {
     }
 
     pub fn succeeded(&self, account: &str) {
-        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(account);
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(account);
     }
 }

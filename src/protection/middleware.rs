@@ -19,9 +19,19 @@ static LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
 static REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
 static RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
-pub async fn rate_limit(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
-    let forwarded = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+pub async fn rate_limit(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip());
+    let forwarded = request
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
     let ip = peer.map(|peer| client_ip(peer, forwarded, &state.config.trusted_proxies));
     if let Some(ip) = ip {
         request.extensions_mut().insert(ClientIp(ip));
@@ -39,8 +49,11 @@ pub async fn rate_limit(State(state): State<AppState>, mut request: Request, nex
     let mut response = if decision.allowed {
         next.run(request).await
     } else {
-        AppError::TooManyRequests { detail: "Too many requests".into(), retry_after_secs: decision.reset_after_secs }
-            .into_response()
+        AppError::TooManyRequests {
+            detail: "Too many requests".into(),
+            retry_after_secs: decision.reset_after_secs,
+        }
+        .into_response()
     };
     let headers = response.headers_mut();
     headers.insert(LIMIT.clone(), HeaderValue::from(decision.limit));

@@ -32,11 +32,16 @@ const REDIS_RETRY_INTERVAL: Duration = Duration::from_secs(5);
 
 pub fn login_delay_ms(failures: u32) -> u64 {
     let doublings = failures.saturating_sub(LOGIN_FAILURE_THRESHOLD).min(20);
-    LOGIN_BASE_DELAY_MS.saturating_mul(1 << doublings).min(MAX_LOGIN_DELAY_MS)
+    LOGIN_BASE_DELAY_MS
+        .saturating_mul(1 << doublings)
+        .min(MAX_LOGIN_DELAY_MS)
 }
 
 pub fn unix_millis() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 fn ceil_secs(ms: u64) -> u64 {
@@ -85,7 +90,10 @@ impl Limiter {
             return Some(counters);
         }
         {
-            let mut last = self.last_redis_attempt.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = self
+                .last_redis_attempt
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if last.is_some_and(|at| at.elapsed() < REDIS_RETRY_INTERVAL) {
                 self.degraded.store(true, Ordering::Relaxed);
                 return None;
@@ -146,7 +154,10 @@ impl Limiter {
     fn account_keys(&self, account: &str) -> (String, String) {
         // Hashed: no usernames or email addresses in Redis keys.
         let id = &hex::encode(Sha256::digest(account.to_lowercase().as_bytes()))[..32];
-        (format!("{}lf:{id}", self.prefix), format!("{}lb:{id}", self.prefix))
+        (
+            format!("{}lf:{id}", self.prefix),
+            format!("{}lb:{id}", self.prefix),
+        )
     }
 
     /// Seconds the account must still wait, if it is throttled.
@@ -196,7 +207,9 @@ impl Limiter {
         if self.redis_url.is_none() {
             return "disabled";
         }
-        let Some(redis) = self.redis().await else { return "degraded" };
+        let Some(redis) = self.redis().await else {
+            return "degraded";
+        };
         match tokio::time::timeout(Duration::from_secs(2), redis.ping()).await {
             Ok(Ok(())) => {
                 self.recovered();

@@ -4,7 +4,9 @@
 use redis::aio::ConnectionManager;
 use redis::Script;
 
-use super::{LOGIN_BASE_DELAY_MS, LOGIN_FAILURE_THRESHOLD, LOGIN_FAILURE_WINDOW_MS, MAX_LOGIN_DELAY_MS};
+use super::{
+    LOGIN_BASE_DELAY_MS, LOGIN_FAILURE_THRESHOLD, LOGIN_FAILURE_WINDOW_MS, MAX_LOGIN_DELAY_MS,
+};
 
 pub struct RedisCounters {
     connection: ConnectionManager,
@@ -46,7 +48,10 @@ impl RedisCounters {
 
     pub async fn blocked_for_ms(&self, block_key: &str) -> redis::RedisResult<u64> {
         let mut conn = self.connection.clone();
-        let ttl: i64 = redis::cmd("PTTL").arg(block_key).query_async(&mut conn).await?;
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(block_key)
+            .query_async(&mut conn)
+            .await?;
         Ok(ttl.max(0) as u64)
     }
 
@@ -65,7 +70,11 @@ impl RedisCounters {
 
     pub async fn succeeded(&self, count_key: &str, block_key: &str) -> redis::RedisResult<()> {
         let mut conn = self.connection.clone();
-        redis::cmd("DEL").arg(count_key).arg(block_key).query_async(&mut conn).await
+        redis::cmd("DEL")
+            .arg(count_key)
+            .arg(block_key)
+            .query_async(&mut conn)
+            .await
     }
 
     pub async fn ping(&self) -> redis::RedisResult<()> {

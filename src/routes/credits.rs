@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::ErrorBody;
+use super::{page_limit, ErrorBody};
 use crate::domain::Credits;
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery, Caller};
@@ -19,7 +19,6 @@ use crate::state::AppState;
 use crate::store::{CreditKind, CreditTransaction};
 
 static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-const MAX_PAGE: i64 = 100;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -206,15 +205,7 @@ async fn transactions(
     caller: Caller,
     AppQuery(query): AppQuery<HistoryQuery>,
 ) -> Result<Json<HistoryResponse>, AppError> {
-    let limit = query.limit.unwrap_or(50);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(AppError::validation(
-            "query",
-            "limit",
-            "limit must be between 1 and 100",
-            "value_error",
-        ));
-    }
+    let limit = page_limit(query.limit)?;
     let user_id = credits::account_of(&caller, query.user_id, "query")?;
     let (rows, total_count) =
         credits::history(&state, user_id, i64::from(query.skip), limit).await?;

@@ -8,7 +8,9 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, credits, email_links, health, users, ErrorBody, MessageResponse};
+use super::{
+    admin, auth, credits, email_links, health, sessions, users, ErrorBody, MessageResponse,
+};
 use crate::services::auth::TokenPair;
 
 #[derive(OpenApi)]
@@ -20,6 +22,8 @@ use crate::services::auth::TokenPair;
         email_links::password_reset_request, email_links::reset_password,
         users::get_user, users::change_password, users::change_email, users::delete_user,
         credits::balance, credits::add, credits::use_credits, credits::transactions,
+        sessions::list_sessions, sessions::revoke_session, sessions::logout_all, sessions::own_activity,
+        admin::list_users, admin::update_user, admin::activity,
         health::health,
     ),
     components(schemas(ErrorBody, MessageResponse, TokenPair)),

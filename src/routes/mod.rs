@@ -1,16 +1,19 @@
 //! HTTP routes: one router per area, thin handlers that parse, call a service, shape the answer.
 
+pub mod admin;
 pub mod auth;
 pub mod credits;
 pub mod docs;
 pub mod email_links;
 pub mod health;
+pub mod sessions;
 pub mod users;
 
 use axum::Router;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::error::AppError;
 use crate::state::AppState;
 
 pub fn api() -> Router<AppState> {
@@ -20,6 +23,8 @@ pub fn api() -> Router<AppState> {
         .merge(email_links::router())
         .merge(users::router())
         .merge(health::router())
+        .merge(sessions::router())
+        .merge(admin::router())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -40,4 +45,18 @@ impl MessageResponse {
 pub struct ErrorBody {
     detail: String,
     code: String,
+}
+
+/// Page sizes: 50 unless given; 1 to 100.
+pub fn page_limit(limit: Option<i64>) -> Result<i64, AppError> {
+    let limit = limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::validation(
+            "query",
+            "limit",
+            "limit must be between 1 and 100",
+            "value_error",
+        ));
+    }
+    Ok(limit)
 }

@@ -99,7 +99,14 @@ async fn change_password(
     AppJson(req): AppJson<ChangePasswordRequest>,
 ) -> Result<Json<MessageResponse>, AppError> {
     account::target_account(&state, &current, &username, false).await?;
-    account::change_password(&state, &current, &req.current_password, &req.new_password, &client).await?;
+    account::change_password(
+        &state,
+        &current,
+        &req.current_password,
+        &req.new_password,
+        &client,
+    )
+    .await?;
     Ok(Json(MessageResponse::new("Password updated successfully")))
 }
 
@@ -136,8 +143,14 @@ async fn change_email(
     AppJson(req): AppJson<ChangeEmailRequest>,
 ) -> Result<Json<ChangeEmailResponse>, AppError> {
     account::target_account(&state, &current, &username, false).await?;
-    let user =
-        account::change_email(&state, &current, &req.new_email, &req.current_password, &client).await?;
+    let user = account::change_email(
+        &state,
+        &current,
+        &req.new_email,
+        &req.current_password,
+        &client,
+    )
+    .await?;
     Ok(Json(ChangeEmailResponse {
         message: "Email updated successfully. Please verify your new email address.",
         username: user.username,

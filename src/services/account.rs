@@ -23,7 +23,12 @@ fn incorrect_password() -> AppError {
     AppError::unauthorized("Incorrect password")
 }
 
-fn grant(purpose: TokenPurpose, token: &str, email: &str, valid_for: chrono::Duration) -> TokenGrant {
+fn grant(
+    purpose: TokenPurpose,
+    token: &str,
+    email: &str,
+    valid_for: chrono::Duration,
+) -> TokenGrant {
     let created_at = now();
     TokenGrant {
         purpose,
@@ -34,9 +39,17 @@ fn grant(purpose: TokenPurpose, token: &str, email: &str, valid_for: chrono::Dur
     }
 }
 
-pub async fn verify_email(state: &AppState, token: &str, client: &ClientInfo) -> Result<(), AppError> {
+pub async fn verify_email(
+    state: &AppState,
+    token: &str,
+    client: &ClientInfo,
+) -> Result<(), AppError> {
     let activity = audit::plain(audit::EMAIL_VERIFIED, None, client);
-    match state.store.verify_email(&hash_token(token), now(), &activity).await? {
+    match state
+        .store
+        .verify_email(&hash_token(token), now(), &activity)
+        .await?
+    {
         Some(true) => Ok(()),
         // Unknown, used, expired, or sent to an address the account no longer has.
         Some(false) | None => Err(invalid_link()),
@@ -46,9 +59,16 @@ pub async fn verify_email(state: &AppState, token: &str, client: &ClientInfo) ->
 pub async fn resend_verification(state: &AppState, current: &CurrentUser) -> Result<(), AppError> {
     let user = &current.user;
     if user.is_verified {
-        return Err(AppError::bad_request("already_verified", "Email already verified"));
+        return Err(AppError::bad_request(
+            "already_verified",
+            "Email already verified",
+        ));
     }
-    if let Some(last) = state.store.latest_token_created_at(user.id, TokenPurpose::VerifyEmail).await? {
+    if let Some(last) = state
+        .store
+        .latest_token_created_at(user.id, TokenPurpose::VerifyEmail)
+        .await?
+    {
         let wait = RESEND_VERIFICATION_INTERVAL_SECONDS - (now() - last).num_seconds();
         if wait > 0 {
             return Err(AppError::TooManyRequests {
@@ -59,14 +79,23 @@ pub async fn resend_verification(state: &AppState, current: &CurrentUser) -> Res
     }
     let token = new_opaque_token();
     let mail = state.mail.welcome(&user.email, &user.username, &token)?;
-    let g = grant(TokenPurpose::VerifyEmail, &token, &user.email, chrono::Duration::hours(VERIFY_LINK_HOURS));
+    let g = grant(
+        TokenPurpose::VerifyEmail,
+        &token,
+        &user.email,
+        chrono::Duration::hours(VERIFY_LINK_HOURS),
+    );
     state.store.grant_token(user.id, &g, &[mail], None).await?;
     state.mail_queued();
     Ok(())
 }
 
 /// Queues a reset link if the address belongs to an active account; says nothing either way.
-pub async fn request_password_reset(state: &AppState, email: &Email, client: &ClientInfo) -> Result<(), AppError> {
+pub async fn request_password_reset(
+    state: &AppState,
+    email: &Email,
+    client: &ClientInfo,
+) -> Result<(), AppError> {
     let Some(user) = state.store.user_by_email(email.as_str()).await? else {
         return Ok(());
     };
@@ -74,10 +103,20 @@ pub async fn request_password_reset(state: &AppState, email: &Email, client: &Cl
         return Ok(());
     }
     let token = new_opaque_token();
-    let mail = state.mail.password_reset(&user.email, &user.username, &token)?;
-    let g = grant(TokenPurpose::ResetPassword, &token, &user.email, chrono::Duration::minutes(RESET_LINK_MINUTES));
+    let mail = state
+        .mail
+        .password_reset(&user.email, &user.username, &token)?;
+    let g = grant(
+        TokenPurpose::ResetPassword,
+        &token,
+        &user.email,
+        chrono::Duration::minutes(RESET_LINK_MINUTES),
+    );
     let activity = audit::plain(audit::PASSWORD_RESET_REQUEST, Some(user.id), client);
-    state.store.grant_token(user.id, &g, &[mail], Some(&activity)).await?;
+    state
+        .store
+        .grant_token(user.id, &g, &[mail], Some(&activity))
+        .await?;
     state.mail_queued();
     Ok(())
 }
@@ -92,7 +131,11 @@ pub async fn reset_password(
     state.passwords.check_policy(new_password, "new_password")?;
     let hash = state.passwords.hash(new_password, "new_password").await?;
     let activity = audit::plain(audit::PASSWORD_RESET, None, client);
-    state.store.reset_password(&hash_token(token), &hash, &activity).await?.ok_or_else(invalid_link)?;
+    state
+        .store
+        .reset_password(&hash_token(token), &hash, &activity)
+        .await?
+        .ok_or_else(invalid_link)?;
     Ok(())
 }
 
@@ -106,15 +149,23 @@ pub async fn target_account(
 ) -> Result<User, AppError> {
     let target = account_named(state, username).await?;
     if target.id != current.user.id && !(admin_may && current.is_admin()) {
-        return Err(AppError::forbidden("Not allowed to act on another user's account"));
+        return Err(AppError::forbidden(
+            "Not allowed to act on another user's account",
+        ));
     }
     Ok(target)
 }
 
 /// The account with this username (any case), or 404.
 pub async fn account_named(state: &AppState, username: &str) -> Result<User, AppError> {
-    let key = Username::parse(username).map_err(|_| AppError::user_not_found())?.key();
-    state.store.user_by_username(&key).await?.ok_or_else(AppError::user_not_found)
+    let key = Username::parse(username)
+        .map_err(|_| AppError::user_not_found())?
+        .key();
+    state
+        .store
+        .user_by_username(&key)
+        .await?
+        .ok_or_else(AppError::user_not_found)
 }
 
 pub async fn change_password(
@@ -125,12 +176,19 @@ pub async fn change_password(
     client: &ClientInfo,
 ) -> Result<(), AppError> {
     state.passwords.check_policy(new_password, "new_password")?;
-    if !state.passwords.verify(current_password, &current.user.password_hash).await? {
+    if !state
+        .passwords
+        .verify(current_password, &current.user.password_hash)
+        .await?
+    {
         return Err(incorrect_password());
     }
     let hash = state.passwords.hash(new_password, "new_password").await?;
     let activity = audit::plain(audit::PASSWORD_CHANGE, Some(current.user.id), client);
-    state.store.change_password(current.user.id, &hash, &current.session_id, &activity).await?;
+    state
+        .store
+        .change_password(current.user.id, &hash, &current.session_id, &activity)
+        .await?;
     Ok(())
 }
 
@@ -142,25 +200,50 @@ pub async fn change_email(
     client: &ClientInfo,
 ) -> Result<User, AppError> {
     let user = &current.user;
-    if !state.passwords.verify(current_password, &user.password_hash).await? {
+    if !state
+        .passwords
+        .verify(current_password, &user.password_hash)
+        .await?
+    {
         return Err(incorrect_password());
     }
     if new_email.as_str() == user.email {
-        return Err(AppError::bad_request("email_unchanged", "New email is the same as the current one"));
+        return Err(AppError::bad_request(
+            "email_unchanged",
+            "New email is the same as the current one",
+        ));
     }
     let email_taken = || AppError::bad_request("email_taken", "Email already registered");
-    if state.store.user_by_email(new_email.as_str()).await?.is_some() {
+    if state
+        .store
+        .user_by_email(new_email.as_str())
+        .await?
+        .is_some()
+    {
         return Err(email_taken());
     }
     let token = new_opaque_token();
     let mails = [
-        state.mail.verify_new_email(new_email.as_str(), &user.username, &token)?,
-        state.mail.email_changed_notice(&user.email, &user.username, new_email.as_str())?,
+        state
+            .mail
+            .verify_new_email(new_email.as_str(), &user.username, &token)?,
+        state
+            .mail
+            .email_changed_notice(&user.email, &user.username, new_email.as_str())?,
     ];
-    let g = grant(TokenPurpose::VerifyEmail, &token, new_email.as_str(), chrono::Duration::hours(VERIFY_LINK_HOURS));
+    let g = grant(
+        TokenPurpose::VerifyEmail,
+        &token,
+        new_email.as_str(),
+        chrono::Duration::hours(VERIFY_LINK_HOURS),
+    );
     // Addresses are personal data; the trail records that the address changed, not what to.
     let activity = audit::plain(audit::EMAIL_CHANGE, Some(user.id), client);
-    let updated = match state.store.change_email(user.id, new_email.as_str(), &g, &mails, &activity).await {
+    let updated = match state
+        .store
+        .change_email(user.id, new_email.as_str(), &g, &mails, &activity)
+        .await
+    {
         Err(StoreError::EmailTaken) => return Err(email_taken()),
         other => other?,
     };
@@ -179,9 +262,18 @@ pub async fn delete_account(
 ) -> Result<(), AppError> {
     if target.id == current.user.id {
         let password = password.ok_or_else(|| {
-            AppError::validation("query", "password", "Field required to delete your own account", "missing")
+            AppError::validation(
+                "query",
+                "password",
+                "Field required to delete your own account",
+                "missing",
+            )
         })?;
-        if !state.passwords.verify(password, &target.password_hash).await? {
+        if !state
+            .passwords
+            .verify(password, &target.password_hash)
+            .await?
+        {
             return Err(incorrect_password());
         }
     }

@@ -23,13 +23,22 @@ pub const CREDITS_USE: &str = "credits_use";
 pub const ADMIN_UPDATE: &str = "admin_update";
 
 /// An event of `user_id` (when known) from `client`, happening now.
-pub fn activity(event: &'static str, user_id: Option<i64>, client: &ClientInfo, details: Value) -> Activity {
+pub fn activity(
+    event: &'static str,
+    user_id: Option<i64>,
+    client: &ClientInfo,
+    details: Value,
+) -> Activity {
     Activity {
         user_id,
         event,
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
-        details: if details.is_null() { "{}".to_owned() } else { details.to_string() },
+        details: if details.is_null() {
+            "{}".to_owned()
+        } else {
+            details.to_string()
+        },
         created_at: now(),
     }
 }

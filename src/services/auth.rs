@@ -82,7 +82,12 @@ pub async fn register(
     };
     let user = state
         .store
-        .create_user(&new_user, Some(&grant), &[welcome], &audit::plain(audit::REGISTER, None, client))
+        .create_user(
+            &new_user,
+            Some(&grant),
+            &[welcome],
+            &audit::plain(audit::REGISTER, None, client),
+        )
         .await?;
     state.mail_queued();
     let tokens = start_session(state, &user, client, None).await?;
@@ -101,12 +106,20 @@ pub async fn login(
     let user = state.store.user_by_login(&identifier).await?;
     // Throttled per account (all its login names share one counter); names without an
     // account are throttled alike, so the answers cannot tell the two apart.
-    let throttle_key = user.as_ref().map_or_else(|| format!("name:{identifier}"), |u| format!("user:{}", u.id));
+    let throttle_key = user.as_ref().map_or_else(
+        || format!("name:{identifier}"),
+        |u| format!("user:{}", u.id),
+    );
     if let Some(wait) = state.limiter.login_blocked_for(&throttle_key).await {
         return Err(too_many_failures(wait));
     }
     let verified = match &user {
-        Some(user) => state.passwords.verify(password, &user.password_hash).await?,
+        Some(user) => {
+            state
+                .passwords
+                .verify(password, &user.password_hash)
+                .await?
+        }
         None => {
             state.passwords.verify_dummy(password).await?;
             false
@@ -174,7 +187,10 @@ pub async fn start_session(
         user_agent: client.user_agent.clone(),
     };
     let activity = event.map(|event| audit::plain(event, Some(user.id), client));
-    state.store.create_session(&session, activity.as_ref()).await?;
+    state
+        .store
+        .create_session(&session, activity.as_ref())
+        .await?;
     pair(
         state,
         user,
@@ -221,7 +237,10 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<CurrentUser,
             }
         });
     }
-    Ok(CurrentUser { user, session_id: session.id })
+    Ok(CurrentUser {
+        user,
+        session_id: session.id,
+    })
 }
 
 async fn live_session(state: &AppState, claims: &Claims) -> Result<(Session, User), AppError> {
@@ -239,7 +258,11 @@ async fn live_session(state: &AppState, claims: &Claims) -> Result<(Session, Use
 
 /// Exchanges a refresh token for a new pair, rotating it. A rotated token presented again
 /// after the grace window revokes the whole session: one of its two holders is a thief.
-pub async fn refresh(state: &AppState, refresh_token: &str, client: &ClientInfo) -> Result<TokenPair, AppError> {
+pub async fn refresh(
+    state: &AppState,
+    refresh_token: &str,
+    client: &ClientInfo,
+) -> Result<TokenPair, AppError> {
     let presented = hash_token(refresh_token);
     let now = now();
     let session = match state.store.session_by_refresh_hash(&presented).await? {
@@ -257,7 +280,11 @@ pub async fn refresh(state: &AppState, refresh_token: &str, client: &ClientInfo)
                     client,
                     json!({ "session_id": session.id }),
                 );
-                if state.store.revoke_session(session.user_id, &session.id, &reuse).await? {
+                if state
+                    .store
+                    .revoke_session(session.user_id, &session.id, &reuse)
+                    .await?
+                {
                     tracing::warn!(session_id = %session.id, user_id = session.user_id,
                         "refresh token reuse detected; session revoked");
                 }
@@ -270,7 +297,11 @@ pub async fn refresh(state: &AppState, refresh_token: &str, client: &ClientInfo)
     if !session.is_live(now) {
         return Err(AppError::invalid_token());
     }
-    let user = state.store.user_by_id(session.user_id).await?.ok_or_else(AppError::invalid_token)?;
+    let user = state
+        .store
+        .user_by_id(session.user_id)
+        .await?
+        .ok_or_else(AppError::invalid_token)?;
     if !user.is_active {
         return Err(AppError::invalid_token());
     }
@@ -278,11 +309,21 @@ pub async fn refresh(state: &AppState, refresh_token: &str, client: &ClientInfo)
 }
 
 /// Replaces the session's current refresh token; concurrent rotations have one winner.
-async fn rotate(state: &AppState, session: &Session, user: &User, now: DateTime<Utc>) -> Result<TokenPair, AppError> {
+async fn rotate(
+    state: &AppState,
+    session: &Session,
+    user: &User,
+    now: DateTime<Utc>,
+) -> Result<TokenPair, AppError> {
     let new_token = new_opaque_token();
     let rotated = state
         .store
-        .rotate_refresh_token(&session.id, &session.refresh_token_hash, &hash_token(&new_token), now)
+        .rotate_refresh_token(
+            &session.id,
+            &session.refresh_token_hash,
+            &hash_token(&new_token),
+            now,
+        )
         .await?;
     if !rotated {
         // Lost a race with a concurrent refresh or a revocation.
@@ -292,14 +333,27 @@ async fn rotate(state: &AppState, session: &Session, user: &User, now: DateTime<
 }
 
 /// The original service's form: an unexpired access token buys a new pair for its session.
-pub async fn refresh_with_access_token(state: &AppState, access_token: &str) -> Result<TokenPair, AppError> {
-    let claims = state.tokens.decode_access(access_token).ok_or_else(AppError::invalid_token)?;
+pub async fn refresh_with_access_token(
+    state: &AppState,
+    access_token: &str,
+) -> Result<TokenPair, AppError> {
+    let claims = state
+        .tokens
+        .decode_access(access_token)
+        .ok_or_else(AppError::invalid_token)?;
     let (session, user) = live_session(state, &claims).await?;
     rotate(state, &session, &user, now()).await
 }
 
-pub async fn logout(state: &AppState, current: &CurrentUser, client: &ClientInfo) -> Result<(), AppError> {
+pub async fn logout(
+    state: &AppState,
+    current: &CurrentUser,
+    client: &ClientInfo,
+) -> Result<(), AppError> {
     let activity = audit::plain(audit::LOGOUT, Some(current.user.id), client);
-    state.store.revoke_session(current.user.id, &current.session_id, &activity).await?;
+    state
+        .store
+        .revoke_session(current.user.id, &current.session_id, &activity)
+        .await?;
     Ok(())
 }

@@ -90,7 +90,11 @@ pub async fn balance(state: &AppState, user_id: i64) -> Result<(i64, DateTime<Ut
     }
 }
 
-pub async fn apply(state: &AppState, change: Change, client: &ClientInfo) -> Result<Applied, AppError> {
+pub async fn apply(
+    state: &AppState,
+    change: Change,
+    client: &ClientInfo,
+) -> Result<Applied, AppError> {
     check_text(
         "reference_id",
         change.reference_id.as_deref(),
@@ -101,7 +105,8 @@ pub async fn apply(state: &AppState, change: Change, client: &ClientInfo) -> Res
         change.description.as_deref(),
         MAX_DESCRIPTION_CHARS,
     )?;
-    ensure_user(state, change.user_id).await?;
+    // No existence check up front: the happy path is one statement. A missing user shows
+    // up as a foreign-key violation (add) or as no balance row to debit (use).
     if let Some(replay) = replay_of(state, &change).await? {
         return Ok(replay);
     }
@@ -113,7 +118,11 @@ pub async fn apply(state: &AppState, change: Change, client: &ClientInfo) -> Res
         description: change.description.clone(),
         created_at: now(),
     };
-    let event = if change.kind.debits() { audit::CREDITS_USE } else { audit::CREDITS_ADD };
+    let event = if change.kind.debits() {
+        audit::CREDITS_USE
+    } else {
+        audit::CREDITS_ADD
+    };
     let details = json!({
         "amount": change.amount.to_string(),
         "transaction_type": change.kind.as_str(),
@@ -125,10 +134,13 @@ pub async fn apply(state: &AppState, change: Change, client: &ClientInfo) -> Res
             transaction,
             replayed: false,
         }),
-        Ok(None) => Err(AppError::bad_request(
-            "insufficient_credits",
-            "Insufficient credits",
-        )),
+        Ok(None) => {
+            ensure_user(state, change.user_id).await?;
+            Err(AppError::bad_request(
+                "insufficient_credits",
+                "Insufficient credits",
+            ))
+        }
         // A concurrent request with the same reference won: answer as its replay.
         Err(StoreError::DuplicateReference) => replay_of(state, &change)
             .await?
@@ -163,7 +175,7 @@ async fn replay_of(state: &AppState, change: &Change) -> Result<Option<Applied>,
 
 fn check_text(field: &str, value: Option<&str>, max_chars: usize) -> Result<(), AppError> {
     match value {
-        Some(v) if v.is_empty() => Err(AppError::validation(
+        Some("") => Err(AppError::validation(
             "body",
             field,
             "Must not be empty",

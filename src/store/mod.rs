@@ -122,8 +122,13 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Replaces the hash without touching sessions (used to upgrade old hashes at login).
     async fn set_password_hash(&self, user_id: i64, hash: &str) -> StoreResult<()>;
     /// Changes the password and revokes every session but `keep_session`.
-    async fn change_password(&self, user_id: i64, hash: &str, keep_session: &str, activity: &Activity)
-        -> StoreResult<()>;
+    async fn change_password(
+        &self,
+        user_id: i64,
+        hash: &str,
+        keep_session: &str,
+        activity: &Activity,
+    ) -> StoreResult<()>;
     /// Sets the new address as unverified, voids earlier links, records grant and mail.
     async fn change_email(
         &self,
@@ -137,13 +142,26 @@ pub trait AccountStore: Send + Sync + 'static {
     /// Makes `user` an admin: creates it verified, or promotes the account with that username.
     async fn upsert_admin(&self, user: &NewUser) -> StoreResult<(User, bool)>;
     /// Admin search by username or email fragment; newest first, with the total.
-    async fn list_users(&self, search: Option<&str>, skip: i64, limit: i64) -> StoreResult<(Vec<User>, i64)>;
+    async fn list_users(
+        &self,
+        search: Option<&str>,
+        skip: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<User>, i64)>;
     /// Applies the given flags; `None` if the user does not exist.
-    async fn update_user_flags(&self, user_id: i64, flags: &UserFlags, activity: &Activity)
-        -> StoreResult<Option<User>>;
+    async fn update_user_flags(
+        &self,
+        user_id: i64,
+        flags: &UserFlags,
+        activity: &Activity,
+    ) -> StoreResult<Option<User>>;
 
     // ---- sessions
-    async fn create_session(&self, session: &NewSession, activity: Option<&Activity>) -> StoreResult<()>;
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        activity: Option<&Activity>,
+    ) -> StoreResult<()>;
     /// The session and its user, for the per-request check (one indexed lookup).
     async fn session_with_user(&self, session_id: &str) -> StoreResult<Option<(Session, User)>>;
     /// Live and dead sessions of a user that have not expired or been revoked.
@@ -153,13 +171,26 @@ pub trait AccountStore: Send + Sync + 'static {
     /// The session whose current refresh token has this hash.
     async fn session_by_refresh_hash(&self, hash: &str) -> StoreResult<Option<Session>>;
     /// The session a retired (rotated-away) refresh token belonged to, and when it was retired.
-    async fn session_by_retired_refresh_hash(&self, hash: &str) -> StoreResult<Option<(Session, DateTime<Utc>)>>;
+    async fn session_by_retired_refresh_hash(
+        &self,
+        hash: &str,
+    ) -> StoreResult<Option<(Session, DateTime<Utc>)>>;
     /// Rotates only if `current_hash` is still current (concurrent rotations have one
     /// winner); the replaced hash is kept as retired.
-    async fn rotate_refresh_token(&self, session_id: &str, current_hash: &str, new_hash: &str, now: DateTime<Utc>)
-        -> StoreResult<bool>;
+    async fn rotate_refresh_token(
+        &self,
+        session_id: &str,
+        current_hash: &str,
+        new_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
     /// Revokes one session if `user_id` owns it and it is not revoked yet.
-    async fn revoke_session(&self, user_id: i64, session_id: &str, activity: &Activity) -> StoreResult<bool>;
+    async fn revoke_session(
+        &self,
+        user_id: i64,
+        session_id: &str,
+        activity: &Activity,
+    ) -> StoreResult<bool>;
     /// Revokes every live session of the user; returns how many.
     async fn revoke_all_sessions(&self, user_id: i64, activity: &Activity) -> StoreResult<u64>;
 
@@ -172,26 +203,47 @@ pub trait AccountStore: Send + Sync + 'static {
         mail: &[OutgoingMail],
         activity: Option<&Activity>,
     ) -> StoreResult<()>;
-    async fn latest_token_created_at(&self, user_id: i64, purpose: TokenPurpose)
-        -> StoreResult<Option<DateTime<Utc>>>;
+    async fn latest_token_created_at(
+        &self,
+        user_id: i64,
+        purpose: TokenPurpose,
+    ) -> StoreResult<Option<DateTime<Utc>>>;
     /// Marks a verification token used, if unused and unexpired, and the user verified if
     /// the token's address is still theirs. `None` if the token is not usable.
-    async fn verify_email(&self, token_hash: &str, now: DateTime<Utc>, activity: &Activity)
-        -> StoreResult<Option<bool>>;
+    async fn verify_email(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        activity: &Activity,
+    ) -> StoreResult<Option<bool>>;
     /// In one transaction: consumes the reset token, sets the password, voids every other reset
     /// token of the user and revokes all their sessions. `None` if the token is not usable.
-    async fn reset_password(&self, token_hash: &str, new_hash: &str, activity: &Activity)
-        -> StoreResult<Option<i64>>;
+    async fn reset_password(
+        &self,
+        token_hash: &str,
+        new_hash: &str,
+        activity: &Activity,
+    ) -> StoreResult<Option<i64>>;
 }
 
 /// The mail outbox.
 #[async_trait]
 pub trait MailStore: Send + Sync + 'static {
     /// Leases up to `limit` due messages for `lease`; another worker cannot take them meanwhile.
-    async fn claim_due_mail(&self, now: DateTime<Utc>, lease: Duration, limit: i64) -> StoreResult<Vec<QueuedMail>>;
+    async fn claim_due_mail(
+        &self,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: i64,
+    ) -> StoreResult<Vec<QueuedMail>>;
     /// Records delivery and wipes the bodies (they may hold one-time links).
     async fn mark_mail_sent(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
-    async fn mark_mail_failed(&self, id: i64, error: &str, retry_at: DateTime<Utc>) -> StoreResult<()>;
+    async fn mark_mail_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
     async fn pending_mail_count(&self) -> StoreResult<i64>;
 }
 
@@ -200,15 +252,27 @@ pub trait MailStore: Send + Sync + 'static {
 pub trait CreditStore: Send + Sync + 'static {
     /// `(balance in cents, updated_at)`; `None` while the user never had credits.
     async fn credit_balance(&self, user_id: i64) -> StoreResult<Option<(i64, DateTime<Utc>)>>;
-    async fn credit_by_reference(&self, user_id: i64, kind: CreditKind, reference_id: &str)
-        -> StoreResult<Option<CreditTransaction>>;
+    async fn credit_by_reference(
+        &self,
+        user_id: i64,
+        kind: CreditKind,
+        reference_id: &str,
+    ) -> StoreResult<Option<CreditTransaction>>;
     /// Applies the change and writes its ledger row and activity atomically. `None` when a
     /// debit would take the balance below zero (nothing changes). `DuplicateReference`
     /// when the idempotency key is taken (nothing changes).
-    async fn apply_credit(&self, credit: &NewCredit, activity: &Activity) -> StoreResult<Option<CreditTransaction>>;
+    async fn apply_credit(
+        &self,
+        credit: &NewCredit,
+        activity: &Activity,
+    ) -> StoreResult<Option<CreditTransaction>>;
     /// Newest first, and the total count.
-    async fn credit_transactions(&self, user_id: i64, skip: i64, limit: i64)
-        -> StoreResult<(Vec<CreditTransaction>, i64)>;
+    async fn credit_transactions(
+        &self,
+        user_id: i64,
+        skip: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<CreditTransaction>, i64)>;
     /// Every user whose ledger does not sum to their balance (empty when all is well).
     async fn ledger_mismatches(&self) -> StoreResult<Vec<LedgerMismatch>>;
 }
@@ -219,8 +283,12 @@ pub trait ActivityStore: Send + Sync + 'static {
     /// Records an event that changes nothing else (a failed login).
     async fn record_activity(&self, activity: &Activity) -> StoreResult<()>;
     /// Newest first, and the total; all users when `user_id` is `None`.
-    async fn activities(&self, user_id: Option<i64>, skip: i64, limit: i64)
-        -> StoreResult<(Vec<ActivityRecord>, i64)>;
+    async fn activities(
+        &self,
+        user_id: Option<i64>,
+        skip: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<ActivityRecord>, i64)>;
 }
 
 /// Opens the backend named by the URL's scheme, and applies pending migrations (fail fast).

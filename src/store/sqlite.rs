@@ -13,8 +13,9 @@ use sqlx::sqlite::{
 use sqlx::ConnectOptions;
 
 use super::sql::{
-    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store, impl_mail_store, insert_activity,
-    insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, LEDGER_MISMATCHES, SESSION_COLUMNS, USER_COLUMNS,
+    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store, impl_mail_store,
+    insert_activity, insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, LEDGER_MISMATCHES,
+    SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -59,7 +60,11 @@ impl SqliteStore {
     }
 
     /// SQLite has no data-modifying CTEs: a transaction on the single writer connection.
-    async fn apply_credit_atomically(&self, c: &NewCredit, activity: &Activity) -> StoreResult<Option<CreditTransaction>> {
+    async fn apply_credit_atomically(
+        &self,
+        c: &NewCredit,
+        activity: &Activity,
+    ) -> StoreResult<Option<CreditTransaction>> {
         let change = if c.kind.debits() {
             "UPDATE credit_balances SET balance = balance - $2, updated_at = $3 \
              WHERE user_id = $1 AND balance >= $2 RETURNING balance"

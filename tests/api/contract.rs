@@ -6,6 +6,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, PgConnection};
 
+/// (case, content type, body, expected loc when the case names a field)
+type BadBodyCase<'a> = (&'a str, Option<&'a str>, Vec<u8>, Option<Vec<&'a str>>);
+
 use crate::both_backends;
 use crate::helpers::*;
 
@@ -381,7 +384,7 @@ async fn validation_errors_have_one_shape_on_every_json_endpoint(backend: Backen
         nested[ep.field] = json!({"nested": ["object"]});
 
         // (case, content type, body, expected loc when the case names a field)
-        let mut cases: Vec<(&str, Option<&str>, Vec<u8>, Option<Vec<&str>>)> = vec![
+        let mut cases: Vec<BadBodyCase> = vec![
             (
                 "malformed JSON",
                 Some("application/json"),

@@ -156,6 +156,8 @@ pub struct TestApp {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     pub db: TestDatabase,
     pub dir: tempfile::TempDir,
+    /// The configuration this instance was built from.
+    pub vars: HashMap<String, String>,
 }
 
 /// The configuration every test starts from: fast hashing, mail to the test's SMTP listener.
@@ -182,10 +184,51 @@ pub fn base_vars(db_url: &str, dir: &std::path::Path, smtp_port: u16) -> HashMap
             "INTERNAL_API_KEYS",
             "internal-key-one,internal-key-two".into(),
         ),
+        // Tests make many requests from one address; the protection tests set their own limits.
+        ("RATE_LIMIT_AUTH_PER_MINUTE", "100000".into()),
+        ("RATE_LIMIT_DEFAULT_PER_MINUTE", "100000".into()),
+        // Keeps each test's counters apart when it uses the shared Redis.
+        (
+            "REDIS_KEY_PREFIX",
+            format!("authsvc-test:{}:", uuid::Uuid::new_v4().simple()),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
+}
+
+/// The Redis the tests may use: REDIS_URL, else the local default.
+pub fn test_redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// Whether Redis answers; with REQUIRE_SERVICES=1 a missing Redis fails the test.
+pub async fn redis_available() -> bool {
+    static REDIS: OnceCell<bool> = OnceCell::const_new();
+    let up = *REDIS
+        .get_or_init(|| async {
+            let Ok(client) = redis::Client::open(test_redis_url()) else {
+                return false;
+            };
+            let ping = async {
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            };
+            matches!(
+                tokio::time::timeout(Duration::from_secs(5), ping).await,
+                Ok(Ok(_))
+            )
+        })
+        .await;
+    if !up {
+        assert!(
+            !services_required(),
+            "REQUIRE_SERVICES=1 but Redis at REDIS_URL is not reachable"
+        );
+        eprintln!("skipping: Redis at REDIS_URL is not reachable");
+    }
+    up
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {
@@ -209,16 +252,9 @@ pub async fn spawn_app_with_smtp(
     let db = TestDatabase::create(backend, dir.path()).await;
     let mut vars = base_vars(&db.url, dir.path(), smtp.port());
     customize(&mut vars);
-    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test configuration");
-    let app = App::build(config).await.expect("app builds");
-    let port = app.port();
-    let state = app.state().clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until(async {
-        let _ = rx.await;
-    }));
+    let (address, port, state, shutdown) = start_instance(&vars).await;
     TestApp {
-        address: format!("http://127.0.0.1:{port}"),
+        address,
         port,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -227,9 +263,39 @@ pub async fn spawn_app_with_smtp(
         smtp,
         state,
         backend,
-        shutdown: Some(tx),
+        shutdown: Some(shutdown),
         db,
         dir,
+        vars,
+    }
+}
+
+/// Builds and starts one instance from `vars`; the sender stops it.
+async fn start_instance(
+    vars: &HashMap<String, String>,
+) -> (String, u16, AppState, tokio::sync::oneshot::Sender<()>) {
+    let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("valid test configuration");
+    let app = App::build(config).await.expect("app builds");
+    let port = app.port();
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    (format!("http://127.0.0.1:{port}"), port, state, tx)
+}
+
+/// Another instance of the service on the same database and configuration (with
+/// `customize` applied): what a load balancer would have behind it.
+pub struct Instance {
+    pub address: String,
+    pub state: AppState,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Instance {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
     }
 }
 
@@ -253,6 +319,21 @@ pub struct TestUser {
 }
 
 impl TestApp {
+    /// Starts another instance on this app's database and configuration.
+    pub async fn another_instance(
+        &self,
+        customize: impl FnOnce(&mut HashMap<String, String>),
+    ) -> Instance {
+        let mut vars = self.vars.clone();
+        customize(&mut vars);
+        let (address, _, state, shutdown) = start_instance(&vars).await;
+        Instance {
+            address,
+            state,
+            _shutdown: shutdown,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

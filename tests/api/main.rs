@@ -4,6 +4,7 @@ mod helpers;
 mod smtp;
 
 mod accounts;
+mod admin;
 mod auth;
 mod cli;
 mod contract;
@@ -11,4 +12,7 @@ mod crash;
 mod credits;
 mod email_flows;
 mod logs;
+mod protection;
+mod scale_out;
+mod sessions;
 mod tokens;

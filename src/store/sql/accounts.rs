@@ -287,10 +287,20 @@ macro_rules! impl_account_store {
                 .bind(activity.created_at)
                 .fetch_optional(&mut *tx)
                 .await?;
-                if user.is_some() {
-                    insert_activity!(&mut *tx, activity, Some(user_id));
-                    tx.commit().await?;
+                if user.is_none() {
+                    return Ok(None);
                 }
+                if flags.is_active == Some(false) {
+                    // A deactivated account's sessions end for good: reactivation does not
+                    // bring tokens issued before it back to life.
+                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                        .bind(user_id)
+                        .bind(activity.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                insert_activity!(&mut *tx, activity, Some(user_id));
+                tx.commit().await?;
                 Ok(user)
             }
 

@@ -4,11 +4,16 @@ macro_rules! impl_credit_store {
     ($store:ty, $migrator:expr) => {
         #[async_trait::async_trait]
         impl $crate::store::CreditStore for $store {
-            async fn credit_balance(&self, user_id: i64) -> StoreResult<Option<(i64, DateTime<Utc>)>> {
-                Ok(sqlx::query_as("SELECT balance, updated_at FROM credit_balances WHERE user_id = $1")
-                    .bind(user_id)
-                    .fetch_optional(self.reader())
-                    .await?)
+            async fn credit_balance(
+                &self,
+                user_id: i64,
+            ) -> StoreResult<Option<(i64, DateTime<Utc>)>> {
+                Ok(sqlx::query_as(
+                    "SELECT balance, updated_at FROM credit_balances WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .fetch_optional(self.reader())
+                .await?)
             }
 
             async fn credit_by_reference(
@@ -51,15 +56,19 @@ macro_rules! impl_credit_store {
                 .bind(skip)
                 .fetch_all(self.reader())
                 .await?;
-                let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM credit_transactions WHERE user_id = $1")
-                    .bind(user_id)
-                    .fetch_one(self.reader())
-                    .await?;
+                let total: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM credit_transactions WHERE user_id = $1",
+                )
+                .bind(user_id)
+                .fetch_one(self.reader())
+                .await?;
                 Ok((rows, total))
             }
 
             async fn ledger_mismatches(&self) -> StoreResult<Vec<LedgerMismatch>> {
-                Ok(sqlx::query_as(LEDGER_MISMATCHES).fetch_all(self.reader()).await?)
+                Ok(sqlx::query_as(LEDGER_MISMATCHES)
+                    .fetch_all(self.reader())
+                    .await?)
             }
         }
     };
