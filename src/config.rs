@@ -225,7 +225,7 @@ impl Config {
             environment,
             secret_key: resolve_secret_key(vars.string("SECRET_KEY"), environment, &data_dir)?,
             database_url,
-            db_max_connections: vars.parse("DB_MAX_CONNECTIONS", 16)?,
+            db_max_connections: vars.parse("DB_MAX_CONNECTIONS", 8)?,
             redis_url: vars.string("REDIS_URL"),
             host: vars.or("HOST", "127.0.0.1"),
             port: vars.parse("PORT", 8080)?,
