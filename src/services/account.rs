@@ -64,11 +64,14 @@ pub async fn resend_verification(state: &AppState, current: &CurrentUser) -> Res
             "Email already verified",
         ));
     }
-    if let Some(last) = state
+    // The link mailed at registration (created with the account) does not count: a user
+    // who did not get it may ask at once. Resends are one a minute.
+    let last_resend = state
         .store
         .latest_token_created_at(user.id, TokenPurpose::VerifyEmail)
         .await?
-    {
+        .filter(|created| *created > user.created_at);
+    if let Some(last) = last_resend {
         let wait = RESEND_VERIFICATION_INTERVAL_SECONDS - (now() - last).num_seconds();
         if wait > 0 {
             return Err(AppError::TooManyRequests {
