@@ -12,6 +12,9 @@ pub struct AppJson<T>(pub T);
 pub struct AppQuery<T>(pub T);
 /// A body that may be JSON or `application/x-www-form-urlencoded` (OAuth2 password login).
 pub struct JsonOrForm<T>(pub T);
+/// A JSON body that may be absent (no JSON content type, or empty): `None` then. A JSON
+/// body that is present must parse.
+pub struct OptionalJson<T>(pub Option<T>);
 
 fn content_type(headers: &HeaderMap) -> String {
     headers
@@ -124,6 +127,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
         }
         let bytes = body_bytes(req, state).await?;
         parse_json(&bytes).map(AppJson)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(&content_type(req.headers())) {
+            return Ok(OptionalJson(None));
+        }
+        let bytes = body_bytes(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalJson(None));
+        }
+        parse_json(&bytes).map(|value| OptionalJson(Some(value)))
     }
 }
 

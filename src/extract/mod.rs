@@ -5,4 +5,4 @@ mod access;
 pub mod body;
 
 pub use access::{Admin, Caller, VerifiedUser};
-pub use body::{AppJson, AppQuery, JsonOrForm};
+pub use body::{AppJson, AppQuery, JsonOrForm, OptionalJson};

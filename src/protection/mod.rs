@@ -176,20 +176,17 @@ impl Limiter {
         (ms > 0).then(|| ceil_secs(ms))
     }
 
-    /// Records a failed login; returns the throttling delay in seconds if it now applies.
-    pub async fn login_failed(&self, account: &str) -> Option<u64> {
+    /// Records a failed login; from the threshold on, the account is blocked for a while
+    /// (the failing attempt itself is still answered 401).
+    pub async fn login_failed(&self, account: &str) {
         let (count_key, block_key) = self.account_keys(account);
-        let ms = match self.redis().await {
-            Some(redis) => match redis.failed(&count_key, &block_key).await {
-                Ok(ms) => ms,
-                Err(e) => {
-                    self.degrade(&e);
-                    self.memory.failed(&block_key)
-                }
-            },
-            None => self.memory.failed(&block_key),
-        };
-        (ms > 0).then(|| ceil_secs(ms))
+        if let Some(redis) = self.redis().await {
+            match redis.failed(&count_key, &block_key).await {
+                Ok(_) => return,
+                Err(e) => self.degrade(&e),
+            }
+        }
+        self.memory.failed(&block_key);
     }
 
     pub async fn login_succeeded(&self, account: &str) {

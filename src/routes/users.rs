@@ -1,16 +1,15 @@
 //! One account by name: read it, change its password or email, delete it.
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap};
 use axum::routing::{get, put};
-use axum::{body::Bytes, Json, Router};
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ErrorBody, MessageResponse};
-use crate::domain::{Email, Password, Username};
+use crate::domain::{Email, Password};
 use crate::error::AppError;
-use crate::extract::{body::parse_json, AppJson, AppQuery, Caller, VerifiedUser};
+use crate::extract::{AppJson, AppQuery, Caller, OptionalJson, VerifiedUser};
 use crate::services::account;
 use crate::services::auth::ClientInfo;
 use crate::state::AppState;
@@ -60,16 +59,7 @@ async fn get_user(
 ) -> Result<Json<UserResponse>, AppError> {
     let user = match caller {
         Caller::User(current) => account::target_account(&state, &current, &username, true).await?,
-        Caller::Internal => {
-            let key = Username::parse(&username)
-                .map_err(|_| AppError::user_not_found())?
-                .key();
-            state
-                .store
-                .user_by_username(&key)
-                .await?
-                .ok_or_else(AppError::user_not_found)?
-        }
+        Caller::Internal => account::account_named(&state, &username).await?,
     };
     Ok(Json(user.into()))
 }
@@ -181,17 +171,11 @@ async fn delete_user(
     VerifiedUser(current): VerifiedUser,
     Path(username): Path<String>,
     AppQuery(query): AppQuery<DeleteRequest>,
-    headers: HeaderMap,
-    body: Bytes,
+    OptionalJson(body): OptionalJson<DeleteRequest>,
 ) -> Result<Json<MessageResponse>, AppError> {
     let target = account::target_account(&state, &current, &username, true).await?;
-    let mut password = query.password;
-    let has_json = headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if password.is_none() && has_json && !body.is_empty() {
-        password = parse_json::<DeleteRequest>(&body)?.password;
-    }
+    // The query wins (the original's form); a JSON body is the alternative.
+    let password = query.password.or(body.and_then(|b| b.password));
     account::delete_account(&state, &current, &target, password.as_deref(), &client).await?;
     Ok(Json(MessageResponse::new("User deleted successfully")))
 }

@@ -216,15 +216,6 @@ pub async fn change_email(
             "New email is the same as the current one",
         ));
     }
-    let email_taken = || AppError::bad_request("email_taken", "Email already registered");
-    if state
-        .store
-        .user_by_email(new_email.as_str())
-        .await?
-        .is_some()
-    {
-        return Err(email_taken());
-    }
     let token = new_opaque_token();
     let mails = [
         state
@@ -247,7 +238,13 @@ pub async fn change_email(
         .change_email(user.id, new_email.as_str(), &g, &mails, &activity)
         .await
     {
-        Err(StoreError::EmailTaken) => return Err(email_taken()),
+        // The unique constraint decides, also against a concurrent registration.
+        Err(StoreError::EmailTaken) => {
+            return Err(AppError::bad_request(
+                "email_taken",
+                "Email already registered",
+            ))
+        }
         other => other?,
     };
     state.mail_queued();

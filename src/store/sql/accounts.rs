@@ -328,14 +328,13 @@ macro_rules! impl_account_store {
 
             async fn session_with_user(&self, session_id: &str) -> StoreResult<Option<(Session, User)>> {
                 use sqlx::{FromRow, Row};
-                let row = sqlx::query(
-                    "SELECT s.id, s.user_id, s.refresh_token_hash, s.created_at, s.expires_at, s.last_seen_at, \
-                     s.revoked_at, s.ip, s.user_agent, \
+                let row = sqlx::query(&format!(
+                    "SELECT {S_SESSION_COLUMNS}, \
                      u.username AS u_username, u.email AS u_email, u.password_hash AS u_password_hash, \
                      u.is_admin AS u_is_admin, u.is_active AS u_is_active, u.is_verified AS u_is_verified, \
                      u.created_at AS u_created_at, u.updated_at AS u_updated_at \
-                     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1",
-                )
+                     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+                ))
                 .bind(session_id)
                 .fetch_optional(self.reader())
                 .await?;
@@ -388,9 +387,8 @@ macro_rules! impl_account_store {
             ) -> StoreResult<Option<(Session, DateTime<Utc>)>> {
                 use sqlx::{FromRow, Row};
                 let row = sqlx::query(&format!(
-                    "SELECT r.retired_at AS retired_at, {} FROM retired_refresh_tokens r \
-                     JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
-                    SESSION_COLUMNS.split(", ").map(|c| format!("s.{c}")).collect::<Vec<_>>().join(", ")
+                    "SELECT r.retired_at AS retired_at, {S_SESSION_COLUMNS} FROM retired_refresh_tokens r \
+                     JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1"
                 ))
                 .bind(hash)
                 .fetch_optional(self.reader())

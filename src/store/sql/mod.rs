@@ -17,8 +17,35 @@ pub(super) use mail::impl_mail_store;
 pub(in crate::store) const USER_COLUMNS: &str =
     "id, username, email, password_hash, is_admin, is_active, is_verified, created_at, updated_at";
 
-pub(in crate::store) const SESSION_COLUMNS: &str =
-    "id, user_id, refresh_token_hash, created_at, expires_at, last_seen_at, revoked_at, ip, user_agent";
+/// The columns of a `Session` row, each after `$prefix` (a table alias and a dot, or nothing).
+macro_rules! session_columns {
+    ($prefix:literal) => {
+        concat!(
+            $prefix,
+            "id, ",
+            $prefix,
+            "user_id, ",
+            $prefix,
+            "refresh_token_hash, ",
+            $prefix,
+            "created_at, ",
+            $prefix,
+            "expires_at, ",
+            $prefix,
+            "last_seen_at, ",
+            $prefix,
+            "revoked_at, ",
+            $prefix,
+            "ip, ",
+            $prefix,
+            "user_agent"
+        )
+    };
+}
+
+pub(in crate::store) const SESSION_COLUMNS: &str = session_columns!("");
+/// The same columns for a query that joins sessions as `s`.
+pub(in crate::store) const S_SESSION_COLUMNS: &str = session_columns!("s.");
 
 /// Leases the due mail (unsent, due, not leased by a live worker); `$lock` is the
 /// dialect's row-locking clause for the inner select.
