@@ -64,26 +64,6 @@ async fn get_with(
     req.send().await.expect("request")
 }
 
-/// Asserts 200 and returns the JSON body.
-async fn ok_json(r: Response) -> Value {
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "body: {text}");
-    serde_json::from_str(&text).expect("JSON body")
-}
-
-async fn assert_unauthorized(r: Response) {
-    let www = r
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    assert!(
-        www.is_some_and(|w| w.to_ascii_lowercase().starts_with("bearer")),
-        "WWW-Authenticate: Bearer"
-    );
-}
-
 async fn assert_forbidden(r: Response) {
     assert_error(r, StatusCode::FORBIDDEN, "forbidden").await;
 }
@@ -135,12 +115,6 @@ async fn admin_events(app: &TestApp, admin: &str, user_id: i64) -> Vec<Value> {
     )
     .await;
     body["activities"].as_array().unwrap().clone()
-}
-
-fn sorted_keys(v: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
-    keys.sort();
-    keys
 }
 
 // ---------------------------------------------------------------------------------------

@@ -40,25 +40,6 @@ async fn post_raw(app: &TestApp, path: &str, content_type: Option<&str>, body: &
     req.send().await.expect("request")
 }
 
-async fn json_of(response: Response) -> Value {
-    response.json().await.expect("JSON body")
-}
-
-/// 401 with the contract's shape and `WWW-Authenticate: Bearer`; returns the body.
-async fn assert_unauthorized(response: Response) -> Value {
-    let www = response
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let body = assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    let www = www.expect("401 carries WWW-Authenticate");
-    assert!(
-        www.to_ascii_lowercase().starts_with("bearer"),
-        "WWW-Authenticate: {www}"
-    );
-    body
-}
-
 /// Asserts a 422 whose first entry points at `loc`.
 async fn assert_422_at(response: Response, loc: &str, what: &str) {
     assert_eq!(
@@ -76,10 +57,6 @@ async fn assert_422_at(response: Response, loc: &str, what: &str) {
     let entry = &body["detail"][0];
     assert!(entry["msg"].is_string(), "{what}: msg in {body}");
     assert!(entry["type"].is_string(), "{what}: type in {body}");
-}
-
-async fn me_status(app: &TestApp, token: &str) -> StatusCode {
-    app.get("/auth/me", Some(token)).await.status()
 }
 
 async fn refresh_raw(app: &TestApp, refresh_token: &str) -> Response {

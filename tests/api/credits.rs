@@ -261,7 +261,7 @@ async fn concurrent_uses_never_overspend(backend: Backend) {
             .json(&json!({"amount": 0.1}));
         async move { request.send().await.unwrap().status() }
     });
-    let statuses = futures_join_all(requests).await;
+    let statuses = join_all(requests).await;
     let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
     let refused = statuses
         .iter()
@@ -290,7 +290,7 @@ async fn concurrent_adds_lose_nothing(backend: Backend) {
             .json(&json!({"user_id": user.id, "amount": 1}));
         async move { request.send().await.unwrap().status() }
     });
-    let statuses = futures_join_all(requests).await;
+    let statuses = join_all(requests).await;
     assert!(
         statuses.iter().all(|s| *s == StatusCode::OK),
         "{statuses:?}"
@@ -371,7 +371,7 @@ async fn concurrent_replays_apply_once(backend: Backend) {
             (r.status(), r.headers().get("idempotent-replayed").is_some())
         }
     });
-    let results = futures_join_all(requests).await;
+    let results = join_all(requests).await;
     assert!(
         results.iter().all(|(s, _)| *s == StatusCode::OK),
         "{results:?}"
@@ -572,18 +572,4 @@ async fn history_pagination_and_limits(backend: Backend) {
         .get("/credits/transactions?limit=100", Some(&user.access))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-}
-
-/// Runs the futures concurrently on the test's runtime.
-async fn futures_join_all<F, T>(futures: impl Iterator<Item = F>) -> Vec<T>
-where
-    F: std::future::Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let handles: Vec<_> = futures.map(tokio::spawn).collect();
-    let mut results = Vec::with_capacity(handles.len());
-    for handle in handles {
-        results.push(handle.await.expect("request task"));
-    }
-    results
 }

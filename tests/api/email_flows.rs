@@ -32,18 +32,10 @@ const VERIFY_LINK: &str = "http://frontend.test/verify-email?token=";
 const RESET_LINK: &str = "http://frontend.test/reset-password?token=";
 const NEW_PASSWORD: &str = "a brand new passphrase";
 
-async fn body(response: Response) -> Value {
-    response.json().await.expect("JSON body")
-}
-
 async fn me(app: &TestApp, access: &str) -> Value {
     let r = app.get("/auth/me", Some(access)).await;
     assert_eq!(r.status(), StatusCode::OK);
-    body(r).await
-}
-
-fn enc(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+    json_of(r).await
 }
 
 fn token_of(mail: &ReceivedMail) -> String {
@@ -156,7 +148,7 @@ async fn registration_mails_a_working_verification_link(backend: Backend) {
         .post("/auth/verify-email", &json!({"token": token}), None)
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(body(r).await["message"].is_string());
+    assert!(json_of(r).await["message"].is_string());
     assert_eq!(me(&app, &alice.access).await["is_verified"], true);
 
     // Single use, by POST and by GET.
@@ -287,7 +279,7 @@ async fn resend_verification_mails_a_new_link_and_is_rate_limited(backend: Backe
         .post("/auth/resend-verification", &json!({}), Some(&alice.access))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(body(r).await["message"].is_string());
+    assert!(json_of(r).await["message"].is_string());
     let mails = wait_for_n(&app, &alice.email, "verify", 2).await;
     let resent = &mails[1];
     assert!(resent.decoded_body().contains(VERIFY_LINK));
@@ -331,7 +323,7 @@ async fn resend_verification_mails_a_new_link_and_is_rate_limited(backend: Backe
         .post("/auth/resend-verification", &json!({}), Some(&alice.access))
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(body(r).await["code"].is_string());
+    assert!(json_of(r).await["code"].is_string());
 
     // A user verified from the start (an admin) gets 400 too, and no mail.
     let admin = app.admin("root").await;
@@ -430,7 +422,7 @@ async fn reset_password_replaces_password_and_ends_every_session(backend: Backen
 
     let r = reset(&app, &token, NEW_PASSWORD).await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(body(r).await["message"].is_string());
+    assert!(json_of(r).await["message"].is_string());
 
     // New password in, old out.
     let r = app.login_raw("alice", PASSWORD).await;

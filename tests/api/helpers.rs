@@ -493,3 +493,82 @@ pub fn first_loc(body: &Value) -> String {
         })
         .unwrap_or_default()
 }
+
+/// The JSON body of a response, whatever its status.
+pub async fn json_of(response: Response) -> Value {
+    response.json().await.expect("JSON body")
+}
+
+/// Asserts 200 and returns the JSON body (printing it when the status is wrong).
+pub async fn ok_json(response: Response) -> Value {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "body: {text}");
+    serde_json::from_str(&text).expect("JSON body")
+}
+
+/// 401 with the contract's shape and `WWW-Authenticate: Bearer`; returns the body.
+pub async fn assert_unauthorized(response: Response) -> Value {
+    let www = response
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body = assert_error(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    let www = www.expect("401 carries WWW-Authenticate");
+    assert!(
+        www.to_ascii_lowercase().starts_with("bearer"),
+        "WWW-Authenticate: {www}"
+    );
+    body
+}
+
+/// The status of GET /auth/me with this access token.
+pub async fn me_status(app: &TestApp, access: &str) -> StatusCode {
+    app.get("/auth/me", Some(access)).await.status()
+}
+
+/// The status of POST /auth/refresh with this refresh token.
+pub async fn refresh_status(app: &TestApp, refresh: &str) -> StatusCode {
+    app.post("/auth/refresh", &json!({"refresh_token": refresh}), None)
+        .await
+        .status()
+}
+
+/// The keys of a JSON object, sorted.
+pub fn sorted_keys(v: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+/// Percent-encodes a query-string value.
+pub fn enc(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// Runs futures concurrently on this task and collects their outputs in order.
+pub async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (future, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *output = Some(v),
+                    std::task::Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}

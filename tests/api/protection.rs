@@ -188,10 +188,6 @@ async fn login_from(
         .expect("request")
 }
 
-async fn json_of(response: Response) -> Value {
-    response.json().await.expect("JSON body")
-}
-
 async fn health(app: &TestApp) -> Value {
     let response = app.get("/health", None).await;
     assert_eq!(response.status(), StatusCode::OK, "health");

@@ -137,26 +137,6 @@ async fn pair_of(r: Response) -> (String, String) {
     )
 }
 
-/// Asserts 200 and returns the JSON body.
-async fn ok_json(r: Response) -> Value {
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    assert_eq!(status, StatusCode::OK, "body: {text}");
-    serde_json::from_str(&text).expect("JSON body")
-}
-
-async fn assert_unauthorized(r: Response) {
-    let www = r
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_owned());
-    assert_error(r, StatusCode::UNAUTHORIZED, "unauthorized").await;
-    assert!(
-        www.is_some_and(|w| w.to_ascii_lowercase().starts_with("bearer")),
-        "WWW-Authenticate: Bearer"
-    );
-}
-
 async fn assert_422(r: Response, loc: &str, what: &str) {
     let body = assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_error").await;
     assert_eq!(first_loc(&body), loc, "{what}: {body}");
@@ -179,16 +159,6 @@ async fn current_session_id(app: &TestApp, token: &str) -> String {
     let current: Vec<&Value> = list.iter().filter(|s| s["current"] == true).collect();
     assert_eq!(current.len(), 1, "exactly one current session in {list:?}");
     current[0]["id"].as_str().unwrap().to_owned()
-}
-
-async fn me_status(app: &TestApp, token: &str) -> StatusCode {
-    app.get("/auth/me", Some(token)).await.status()
-}
-
-async fn refresh_status(app: &TestApp, refresh: &str) -> StatusCode {
-    app.post("/auth/refresh", &json!({"refresh_token": refresh}), None)
-        .await
-        .status()
 }
 
 /// The whole activity page (limit 100) as seen by `token`'s user.
@@ -216,12 +186,6 @@ fn time(v: &Value) -> DateTime<Utc> {
         .unwrap_or_else(|| panic!("timestamp expected, got {v}"))
         .parse()
         .unwrap_or_else(|e| panic!("RFC 3339 timestamp {v}: {e}"))
-}
-
-fn sorted_keys(v: &Value) -> Vec<String> {
-    let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
-    keys.sort();
-    keys
 }
 
 // ---------------------------------------------------------------------------------------

@@ -100,10 +100,6 @@ fn without(mut claims: Value, key: &str) -> Value {
     claims
 }
 
-async fn json_of(response: Response) -> Value {
-    response.json().await.expect("JSON body")
-}
-
 async fn refresh_raw(app: &TestApp, refresh_token: &str) -> Response {
     app.post(
         "/auth/refresh",
@@ -158,10 +154,6 @@ async fn assert_accepted(app: &TestApp, token: &str, what: &str) -> Value {
     let r = app.get("/auth/me", Some(token)).await;
     assert_eq!(r.status(), StatusCode::OK, "{what}");
     json_of(r).await
-}
-
-async fn me_status(app: &TestApp, token: &str) -> StatusCode {
-    app.get("/auth/me", Some(token)).await.status()
 }
 
 // ---------------------------------------------------------------------------------------
