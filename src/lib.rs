@@ -2,6 +2,7 @@
 //! See DESIGN.md (shared with the clients) for the contract; README.md for operation.
 
 pub mod app;
+pub mod caller;
 pub mod cli;
 pub mod config;
 pub mod domain;

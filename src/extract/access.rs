@@ -6,9 +6,10 @@ use axum::http::{header, request::Parts, HeaderMap};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::caller::{Caller, ClientInfo, CurrentUser};
 use crate::error::AppError;
 use crate::protection::middleware::ClientIp;
-use crate::services::auth::{authenticate, ClientInfo, CurrentUser};
+use crate::services::auth::authenticate;
 use crate::state::AppState;
 
 /// Headers that carry an internal service key; `api-key` is what the original's clients send.
@@ -71,13 +72,6 @@ impl FromRequestParts<AppState> for Admin {
         }
         Ok(Self(current))
     }
-}
-
-/// Either an internal service (valid API key) or a signed-in user. A request that sends
-/// an API key is judged by the key alone.
-pub enum Caller {
-    Internal,
-    User(CurrentUser),
 }
 
 impl FromRequestParts<AppState> for Caller {

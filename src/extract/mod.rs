@@ -4,5 +4,6 @@
 mod access;
 pub mod body;
 
-pub use access::{Admin, Caller, VerifiedUser};
+pub use crate::caller::Caller;
+pub use access::{Admin, VerifiedUser};
 pub use body::{AppJson, AppQuery, JsonOrForm, OptionalJson};

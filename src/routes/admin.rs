@@ -9,9 +9,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::sessions::{activity_page, ActivityPage};
 use super::{page_limit, ErrorBody};
+use crate::caller::ClientInfo;
 use crate::error::AppError;
 use crate::extract::{Admin, AppJson, AppQuery};
-use crate::services::auth::ClientInfo;
 use crate::services::{account, audit};
 use crate::state::AppState;
 use crate::store::{User, UserFlags};

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ErrorBody, MessageResponse};
+use crate::caller::{ClientInfo, CurrentUser};
 use crate::domain::{Email, Password, Username};
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery, JsonOrForm};
-use crate::services::auth::{self, ClientInfo, CurrentUser, TokenPair};
+use crate::services::auth::{self, TokenPair};
 use crate::state::AppState;
 use crate::store::User;
 

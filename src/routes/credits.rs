@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{page_limit, ErrorBody};
+use crate::caller::ClientInfo;
 use crate::domain::Credits;
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery, Caller};
-use crate::services::auth::ClientInfo;
 use crate::services::credits::{self, Change};
 use crate::state::AppState;
 use crate::store::{CreditKind, CreditTransaction};

@@ -7,11 +7,11 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ErrorBody, MessageResponse};
+use crate::caller::{ClientInfo, CurrentUser};
 use crate::domain::{Email, Password};
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery};
 use crate::services::account;
-use crate::services::auth::{ClientInfo, CurrentUser};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {

@@ -9,10 +9,10 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{page_limit, ErrorBody, MessageResponse};
+use crate::caller::{ClientInfo, CurrentUser};
 use crate::error::AppError;
 use crate::extract::AppQuery;
 use crate::services::audit;
-use crate::services::auth::{ClientInfo, CurrentUser};
 use crate::state::AppState;
 use crate::store::{now, ActivityRecord, Session};
 

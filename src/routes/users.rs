@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ErrorBody, MessageResponse};
+use crate::caller::ClientInfo;
 use crate::domain::{Email, Password};
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery, Caller, OptionalJson, VerifiedUser};
 use crate::services::account;
-use crate::services::auth::ClientInfo;
 use crate::state::AppState;
 use crate::store::User;
 

@@ -3,10 +3,10 @@
 
 use serde_json::json;
 
+use crate::caller::{ClientInfo, CurrentUser};
 use crate::domain::{Email, Password, Username};
 use crate::error::AppError;
 use crate::services::audit;
-use crate::services::auth::{ClientInfo, CurrentUser};
 use crate::services::mail::{RESET_LINK_MINUTES, VERIFY_LINK_HOURS};
 use crate::services::tokens::{hash_token, new_opaque_token};
 use crate::state::AppState;

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::services::auth::ClientInfo;
+use crate::caller::ClientInfo;
 use crate::store::{now, Activity};
 
 pub const REGISTER: &str = "register";

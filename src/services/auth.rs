@@ -5,6 +5,7 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+use crate::caller::{ClientInfo, CurrentUser};
 use crate::domain::{Email, Password, Username};
 use crate::error::AppError;
 use crate::services::audit;
@@ -22,13 +23,6 @@ pub const LAST_SEEN_RESOLUTION_SECONDS: i64 = 300;
 
 const INCORRECT_LOGIN: &str = "Incorrect username or password";
 
-/// Where a request came from, recorded with the session it creates.
-#[derive(Debug, Clone, Default)]
-pub struct ClientInfo {
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
@@ -36,19 +30,6 @@ pub struct TokenPair {
     pub refresh_token: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
-}
-
-/// An authenticated request: the user as stored now, and the session it belongs to.
-#[derive(Debug, Clone)]
-pub struct CurrentUser {
-    pub user: User,
-    pub session_id: String,
-}
-
-impl CurrentUser {
-    pub fn is_admin(&self) -> bool {
-        self.user.is_admin
-    }
 }
 
 pub async fn register(

@@ -5,11 +5,11 @@ use chrono::{DateTime, Utc};
 
 use serde_json::json;
 
+use crate::caller::Caller;
+use crate::caller::ClientInfo;
 use crate::domain::Credits;
 use crate::error::AppError;
-use crate::extract::Caller;
 use crate::services::audit;
-use crate::services::auth::ClientInfo;
 use crate::state::AppState;
 use crate::store::{now, CreditKind, CreditTransaction, NewCredit, StoreError};
 

@@ -31,8 +31,31 @@ pub fn test_database_server() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn services_required() -> bool {
+pub fn services_required() -> bool {
     std::env::var("REQUIRE_SERVICES").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
+/// Where `.ci/setup.d/*.sh` install the outside tools the tests use (localstripe, the
+/// OpenID Connect provider, ...): `AUTH_TOOLS_DIR`, else `.tools/` in the repository.
+pub fn tools_dir() -> std::path::PathBuf {
+    std::env::var_os("AUTH_TOOLS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".tools"))
+}
+
+/// An outside tool at `path` (usually under `tools_dir()`): `Some(path)` when it is there;
+/// `None` (the test skips) when it is not, unless REQUIRE_SERVICES=1, where it fails.
+pub fn outside_tool(path: std::path::PathBuf, how_to_install: &str) -> Option<std::path::PathBuf> {
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        !services_required(),
+        "REQUIRE_SERVICES=1 but {} is missing ({how_to_install})",
+        path.display()
+    );
+    eprintln!("skipping: {} is missing ({how_to_install})", path.display());
+    None
 }
 
 impl Backend {
