@@ -307,6 +307,7 @@ async fn concurrent_first_checkouts_leave_one_customer(backend: Backend) {
     for r in answers {
         assert_eq!(r.status(), StatusCode::OK);
     }
+    let uid = user.id.to_string();
     let list = ls
         .call(reqwest::Method::GET, "/v1/customers?limit=100", &[])
         .await;
@@ -314,7 +315,7 @@ async fn concurrent_first_checkouts_leave_one_customer(backend: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["metadata"]["user_id"] == user.id.to_string())
+        .filter(|c| c["metadata"]["user_id"] == uid.as_str())
         .collect();
     assert_eq!(mine.len(), 1, "{mine:?}");
     let stored = app.state.store.stripe_customer_of(user.id).await.unwrap();
