@@ -390,7 +390,37 @@ async fn failure_mid_event_applies_nothing(backend: Backend) {
     assert_ledger_consistent(&app).await;
 }
 
+/// Per-IP rate limits do not apply to the webhook (Stripe delivers from shared addresses).
+async fn webhook_is_not_rate_limited(backend: Backend) {
+    let stripe = FakeStripe::start(None).await;
+    let base = stripe.base.clone();
+    let app = crate::helpers::spawn_app_with(backend, move |vars| {
+        vars.insert("STRIPE_SECRET_KEY".into(), STRIPE_KEY.into());
+        vars.insert("STRIPE_WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into());
+        vars.insert("STRIPE_API_BASE".into(), base);
+        vars.insert("RATE_LIMIT_DEFAULT_PER_MINUTE".into(), "3".into());
+    })
+    .await;
+    for i in 0..8 {
+        let e = event(
+            &format!("evt_rl_{i}"),
+            "customer.created",
+            unix_now(),
+            json!({"id": "cus_rl"}),
+        );
+        assert_eq!(deliver(&app, &e).await, "ignored");
+    }
+    let statuses = join_all((0..5).map(|_| app.get("/plans", None))).await;
+    assert!(
+        statuses
+            .iter()
+            .any(|r| r.status() == StatusCode::TOO_MANY_REQUESTS),
+        "other routes are limited"
+    );
+}
+
 both_backends!(
+    webhook_is_not_rate_limited,
     purchase_is_granted_exactly_once,
     signatures_are_enforced,
     webhook_without_secret_is_disabled,
