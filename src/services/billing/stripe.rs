@@ -348,3 +348,38 @@ impl StripeClient {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The TLS stack (rustls with ring, shared with sqlx and lettre) initialises, and a
+    /// server that does not speak TLS is "unavailable", never a panic or a 500.
+    #[tokio::test]
+    async fn https_failures_are_unavailable() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                drop(socket);
+            }
+        });
+        let config = BillingConfig {
+            stripe_secret_key: Some(Secret::new("sk_test_x")),
+            webhook_secrets: Vec::new(),
+            api_base: format!("https://127.0.0.1:{port}"),
+            api_version: "2024-06-20".into(),
+            success_url: None,
+            cancel_url: None,
+            request_timeout: Duration::from_secs(5),
+            webhook_tolerance_secs: 300,
+        };
+        let client = StripeClient::from_config(&config).unwrap().unwrap();
+        let err = client
+            .create_customer(1, "a@example.com", "k")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StripeError::Unavailable(_)), "{err:?}");
+        assert!(!format!("{err:?}").contains("sk_test_x"));
+    }
+}
