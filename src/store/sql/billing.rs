@@ -32,34 +32,6 @@ pub(in crate::store) fn clawback_target(credits: i64, amount: i64, refunded: i64
         .unwrap_or(credits)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::clawback_target;
-
-    #[test]
-    fn clawback_is_proportional_and_rounded_down() {
-        assert_eq!(clawback_target(10_000, 1_000, 0), 0);
-        assert_eq!(clawback_target(10_000, 1_000, 500), 5_000);
-        assert_eq!(clawback_target(10_000, 900, 300), 3_333);
-        assert_eq!(clawback_target(10_000, 1_000, 1_000), 10_000);
-        assert_eq!(
-            clawback_target(10_000, 1_000, 5_000),
-            10_000,
-            "never more than granted"
-        );
-        assert_eq!(
-            clawback_target(10_000, 0, 1),
-            10_000,
-            "a free payment refunded"
-        );
-        assert_eq!(
-            clawback_target(i64::MAX, i64::MAX - 1, i64::MAX - 2),
-            i64::MAX - 2,
-            "no overflow"
-        );
-    }
-}
-
 macro_rules! impl_billing_store {
     ($store:ty, $conn:ty) => {
         impl $store {
@@ -514,3 +486,31 @@ macro_rules! impl_billing_store {
 }
 
 pub(in crate::store) use impl_billing_store;
+
+#[cfg(test)]
+mod tests {
+    use super::clawback_target;
+
+    #[test]
+    fn clawback_is_proportional_and_rounded_down() {
+        assert_eq!(clawback_target(10_000, 1_000, 0), 0);
+        assert_eq!(clawback_target(10_000, 1_000, 500), 5_000);
+        assert_eq!(clawback_target(10_000, 900, 300), 3_333);
+        assert_eq!(clawback_target(10_000, 1_000, 1_000), 10_000);
+        assert_eq!(
+            clawback_target(10_000, 1_000, 5_000),
+            10_000,
+            "never more than granted"
+        );
+        assert_eq!(
+            clawback_target(10_000, 0, 1),
+            10_000,
+            "a free payment refunded"
+        );
+        assert_eq!(
+            clawback_target(i64::MAX, i64::MAX - 1, i64::MAX - 2),
+            i64::MAX - 2,
+            "no overflow"
+        );
+    }
+}
