@@ -127,7 +127,7 @@ impl MailComposer {
         self.render(
             "email_changed_notice",
             to,
-            "A change of your email address was requested",
+            "Your email address is about to be changed",
             ctx,
         )
     }
