@@ -118,17 +118,17 @@ impl RedisCircuit {
             .clone();
         let counters = match existing {
             Some(counters) => counters,
-            None => match tokio::time::timeout(bound, RedisCounters::connect(&self.url, bound))
-                .await
-            {
-                Ok(Ok(counters)) => {
-                    let counters = Arc::new(counters);
-                    *self.counters.write().unwrap_or_else(|e| e.into_inner()) =
-                        Some(counters.clone());
-                    counters
+            None => {
+                match tokio::time::timeout(bound, RedisCounters::connect(&self.url, bound)).await {
+                    Ok(Ok(counters)) => {
+                        let counters = Arc::new(counters);
+                        *self.counters.write().unwrap_or_else(|e| e.into_inner()) =
+                            Some(counters.clone());
+                        counters
+                    }
+                    _ => return false,
                 }
-                _ => return false,
-            },
+            }
         };
         let answered = matches!(
             tokio::time::timeout(bound, counters.ping()).await,

@@ -90,7 +90,7 @@ async fn password_reset_request(
     client: ClientInfo,
     AppJson(req): AppJson<ResetRequest>,
 ) -> Result<Json<MessageResponse>, AppError> {
-    account::request_password_reset(&state, &req.email, &client);
+    account::request_password_reset(&state, &req.email, &client).await?;
     Ok(Json(MessageResponse::new(
         "Password reset link sent to email if account exists",
     )))
@@ -127,7 +127,10 @@ async fn cancel(state: &AppState, token: &str, client: &ClientInfo) -> Result<()
     if email_change::cancel(state, token, client).await? {
         Ok(())
     } else {
-        Err(AppError::bad_request("invalid_token", "Invalid or expired token"))
+        Err(AppError::bad_request(
+            "invalid_token",
+            "Invalid or expired token",
+        ))
     }
 }
 

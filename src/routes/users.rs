@@ -146,7 +146,8 @@ async fn change_email(
     )
     .await?;
     Ok(Json(ChangeEmailResponse {
-        message: "Confirmation link sent to the new address; the change completes when it is opened.",
+        message:
+            "Confirmation link sent to the new address; the change completes when it is opened.",
         username: current.user.username,
         email: current.user.email,
         pending_email,

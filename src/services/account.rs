@@ -6,9 +6,9 @@ use serde_json::json;
 use crate::caller::{ClientInfo, CurrentUser};
 use crate::domain::{Email, Password, Username};
 use crate::error::AppError;
-use crate::services::{audit, email_change};
 use crate::services::mail::{RESET_LINK_MINUTES, VERIFY_LINK_HOURS};
 use crate::services::tokens::{hash_token, new_opaque_token};
+use crate::services::{audit, email_change};
 use crate::state::AppState;
 use crate::store::{now, TokenGrant, TokenPurpose, User};
 
@@ -102,13 +102,21 @@ pub async fn resend_verification(state: &AppState, current: &CurrentUser) -> Res
 /// Answers at once and queues the work off the request path, so an address with an
 /// account and one without take the same time to answer. A reset link goes out only to an
 /// active account, at most once a minute and `RESET_MAILS_PER_HOUR` times an hour.
-pub fn request_password_reset(state: &AppState, email: &Email, client: &ClientInfo) {
+/// The one piece of work on the request path, the same for every address: a database
+/// that cannot be reached is a 503 here as everywhere, not a silent loss.
+pub async fn request_password_reset(
+    state: &AppState,
+    email: &Email,
+    client: &ClientInfo,
+) -> Result<(), AppError> {
+    state.store.ping().await?;
     let (state, email, client) = (state.clone(), email.clone(), client.clone());
     tokio::spawn(async move {
         if let Err(e) = queue_reset_link(&state, &email, &client).await {
             tracing::warn!(error = %e, "could not queue a password reset link");
         }
     });
+    Ok(())
 }
 
 async fn queue_reset_link(
@@ -147,7 +155,10 @@ async fn queue_reset_link(
     if queued {
         state.mail_queued();
     } else {
-        tracing::info!(user_id = user.id, "password reset link not sent: per-account limit");
+        tracing::info!(
+            user_id = user.id,
+            "password reset link not sent: per-account limit"
+        );
     }
     Ok(())
 }

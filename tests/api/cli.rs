@@ -302,7 +302,13 @@ async fn create_admin_promotes_an_existing_user(backend: Backend) {
     // With --promote but another email (the takeover of issue 8): refused too.
     let mut args = create_admin_args("BOB", "ops@corp.example");
     args.push("--promote");
-    let out = run_cli(&args, &env_for(&app), app.dir.path(), Some("operators-password-1\n")).await;
+    let out = run_cli(
+        &args,
+        &env_for(&app),
+        app.dir.path(),
+        Some("operators-password-1\n"),
+    )
+    .await;
     assert!(!out.status.success(), "{out}");
     assert!(out.stderr.contains("does not match"), "{out}");
     assert_eq!(is_admin(bob.access.clone()).await, false, "nothing changed");
@@ -323,14 +329,23 @@ async fn create_admin_promotes_an_existing_user(backend: Backend) {
     let me = me_json(&app, &bob.access).await;
     assert_eq!(me["is_admin"], true, "{me}");
     assert_eq!(me["id"], bob.id, "the same account");
-    assert_eq!(app.login_raw("bob", PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(
+        app.login_raw("bob", PASSWORD).await.status(),
+        StatusCode::OK
+    );
     let dup = app.register_raw("bob", "bob2@example.com", PASSWORD).await;
     assert_eq!(dup.status(), StatusCode::CONFLICT);
 
     // --promote for a name that has no account creates it (with the given password).
     let mut args = create_admin_args("carol", "carol@example.com");
     args.push("--promote");
-    let out = run_cli(&args, &env_for(&app), app.dir.path(), Some("carols-password-1\n")).await;
+    let out = run_cli(
+        &args,
+        &env_for(&app),
+        app.dir.path(),
+        Some("carols-password-1\n"),
+    )
+    .await;
     assert!(out.status.success(), "{out}");
     let tokens = app.login("carol", "carols-password-1").await;
     let me = me_json(&app, tokens["access_token"].as_str().unwrap()).await;
@@ -338,7 +353,11 @@ async fn create_admin_promotes_an_existing_user(backend: Backend) {
 }
 
 async fn me_json(app: &TestApp, access: &str) -> Value {
-    app.get("/auth/me", Some(access)).await.json().await.unwrap()
+    app.get("/auth/me", Some(access))
+        .await
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn create_admin_takes_admin_password_from_the_environment(backend: Backend) {

@@ -112,7 +112,12 @@ async fn guesses_from_elsewhere_do_not_lock_the_owner_out(backend: Backend) {
     // 12 anonymous guesses from one address: that address is throttled...
     let mut statuses = Vec::new();
     for _ in 0..12 {
-        statuses.push(login_from(&app, "owner", "wrong guess!", attacker).await.status().as_u16());
+        statuses.push(
+            login_from(&app, "owner", "wrong guess!", attacker)
+                .await
+                .status()
+                .as_u16(),
+        );
     }
     assert_eq!(&statuses[..5], &[401; 5]);
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
@@ -123,7 +128,13 @@ async fn guesses_from_elsewhere_do_not_lock_the_owner_out(backend: Backend) {
     // A distributed attack reaches the name-wide ceiling (8): then the name is throttled
     // from everywhere, the owner included.
     for i in 0..3 {
-        let r = login_from(&app, "owner", "wrong guess!", &format!("203.0.113.{}", 10 + i)).await;
+        let r = login_from(
+            &app,
+            "owner",
+            "wrong guess!",
+            &format!("203.0.113.{}", 10 + i),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
     let r = login_from(&app, "owner", PASSWORD, home).await;
@@ -131,10 +142,18 @@ async fn guesses_from_elsewhere_do_not_lock_the_owner_out(backend: Backend) {
 
     // A password reset (the owner controls the mailbox) clears the throttle everywhere.
     let r = app
-        .post("/auth/password-reset-request", &json!({"email": owner.email}), None)
+        .post(
+            "/auth/password-reset-request",
+            &json!({"email": owner.email}),
+            None,
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let token = app.wait_for_mail(&owner.email, "reset").await.token().unwrap();
+    let token = app
+        .wait_for_mail(&owner.email, "reset")
+        .await
+        .token()
+        .unwrap();
     let r = app
         .post(
             "/auth/reset-password",
@@ -146,7 +165,11 @@ async fn guesses_from_elsewhere_do_not_lock_the_owner_out(backend: Backend) {
     let r = login_from(&app, "owner", "a fresh password 1", home).await;
     assert_eq!(r.status(), StatusCode::OK, "after the reset, from home");
     let r = login_from(&app, "owner", "a fresh password 1", attacker).await;
-    assert_eq!(r.status(), StatusCode::OK, "and from the throttled address too");
+    assert_eq!(
+        r.status(),
+        StatusCode::OK,
+        "and from the throttled address too"
+    );
 }
 
 /// (status, body, Retry-After present, WWW-Authenticate present)
@@ -200,7 +223,8 @@ async fn a_throttled_name_says_nothing_about_other_names(backend: Backend) {
 
 async fn backdate_reset_tokens(app: &TestApp, user_id: i64) {
     let past = chrono::Utc::now() - chrono::Duration::minutes(2);
-    let sql = "UPDATE email_tokens SET created_at = $1 WHERE user_id = $2 AND purpose = 'reset_password'";
+    let sql =
+        "UPDATE email_tokens SET created_at = $1 WHERE user_id = $2 AND purpose = 'reset_password'";
     on_db!(app, |conn| sqlx::query(sql)
         .bind(past)
         .bind(user_id)
@@ -227,7 +251,11 @@ async fn reset_requests_answer_alike_and_are_limited_per_account(backend: Backen
             let app = &app;
             async move {
                 let r = app
-                    .post("/auth/password-reset-request", &json!({"email": email}), None)
+                    .post(
+                        "/auth/password-reset-request",
+                        &json!({"email": email}),
+                        None,
+                    )
                     .await;
                 let mut headers: Vec<String> = r
                     .headers()
@@ -247,7 +275,12 @@ async fn reset_requests_answer_alike_and_are_limited_per_account(backend: Backen
             .map(|(s, h, b)| (*s, h.clone(), b.clone()))
             .collect::<std::collections::BTreeSet<_>>()
     };
-    assert_eq!(strip(&seen[0]).len(), 1, "every answer alike: {:?}", seen[0]);
+    assert_eq!(
+        strip(&seen[0]).len(),
+        1,
+        "every answer alike: {:?}",
+        seen[0]
+    );
     assert_eq!(strip(&seen[0]), strip(&seen[1]), "known and unknown alike");
 
     // 15 requests: one mail.
@@ -258,8 +291,12 @@ async fn reset_requests_answer_alike_and_are_limited_per_account(backend: Backen
     // At most RESET_MAILS_PER_HOUR (5) an hour, even a minute apart.
     for expected in 2..=5 {
         backdate_reset_tokens(&app, victim.id).await;
-        app.post("/auth/password-reset-request", &json!({"email": victim.email}), None)
-            .await;
+        app.post(
+            "/auth/password-reset-request",
+            &json!({"email": victim.email}),
+            None,
+        )
+        .await;
         let deadline = Instant::now() + MAIL_WAIT;
         while reset_mails_to(&app, &victim.email).await < expected && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -267,10 +304,18 @@ async fn reset_requests_answer_alike_and_are_limited_per_account(backend: Backen
         assert_eq!(reset_mails_to(&app, &victim.email).await, expected);
     }
     backdate_reset_tokens(&app, victim.id).await;
-    app.post("/auth/password-reset-request", &json!({"email": victim.email}), None)
-        .await;
+    app.post(
+        "/auth/password-reset-request",
+        &json!({"email": victim.email}),
+        None,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(reset_mails_to(&app, &victim.email).await, 5, "the hourly cap");
+    assert_eq!(
+        reset_mails_to(&app, &victim.email).await,
+        5,
+        "the hourly cap"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -328,30 +373,51 @@ async fn email_change_is_pending_until_confirmed(backend: Backend) {
     assert_eq!(body["pending_email"], "alice@typo.example");
     assert!(body["message"].is_string());
     let profile = me(&app, &alice.access).await;
-    assert_eq!((profile["email"].clone(), profile["is_verified"].clone()), (json!(alice.email), json!(true)));
-    let (typo_confirm, typo_cancel) = change_links(&app, "alice@typo.example", &alice.email, 1).await;
+    assert_eq!(
+        (profile["email"].clone(), profile["is_verified"].clone()),
+        (json!(alice.email), json!(true))
+    );
+    let (typo_confirm, typo_cancel) =
+        change_links(&app, "alice@typo.example", &alice.email, 1).await;
     assert_ne!(typo_confirm, typo_cancel);
     // Resets still go to the current address and work.
-    app.post("/auth/password-reset-request", &json!({"email": alice.email}), None)
-        .await;
+    app.post(
+        "/auth/password-reset-request",
+        &json!({"email": alice.email}),
+        None,
+    )
+    .await;
     app.wait_for_mail(&alice.email, "reset").await;
 
     // Another PUT replaces the pending address: the typo's links stop working.
     let r = put_email(&app, &alice, "alice@right.example").await;
     assert_eq!(ok_json(r).await["pending_email"], "alice@right.example");
     let (confirm, cancel) = change_links(&app, "alice@right.example", &alice.email, 2).await;
-    let r = app.post("/auth/verify-email", &json!({"token": typo_confirm}), None).await;
+    let r = app
+        .post("/auth/verify-email", &json!({"token": typo_confirm}), None)
+        .await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_token").await;
-    let r = app.post("/auth/cancel-email-change", &json!({"token": typo_cancel}), None).await;
+    let r = app
+        .post(
+            "/auth/cancel-email-change",
+            &json!({"token": typo_cancel}),
+            None,
+        )
+        .await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_token").await;
     assert_eq!(me(&app, &alice.access).await["email"], alice.email);
 
     // The cancel link of the live change cancels it; its confirm link then is dead.
     let r = app
-        .get(&format!("/auth/cancel-email-change?token={}", enc(&cancel)), None)
+        .get(
+            &format!("/auth/cancel-email-change?token={}", enc(&cancel)),
+            None,
+        )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = app.post("/auth/verify-email", &json!({"token": confirm}), None).await;
+    let r = app
+        .post("/auth/verify-email", &json!({"token": confirm}), None)
+        .await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_token").await;
     assert_eq!(me(&app, &alice.access).await["email"], alice.email);
 
@@ -371,14 +437,22 @@ async fn email_change_is_pending_until_confirmed(backend: Backend) {
         StatusCode::UNAUTHORIZED
     );
     // Used links are dead; the old address's cancel link too.
-    let r = app.post("/auth/verify-email", &json!({"token": confirm}), None).await;
+    let r = app
+        .post("/auth/verify-email", &json!({"token": confirm}), None)
+        .await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_token").await;
-    let r = app.post("/auth/cancel-email-change", &json!({"token": cancel}), None).await;
+    let r = app
+        .post("/auth/cancel-email-change", &json!({"token": cancel}), None)
+        .await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_token").await;
     // Bad tokens are 400 / 422, never 500.
-    let r = app.post("/auth/cancel-email-change", &json!({"token": ""}), None).await;
+    let r = app
+        .post("/auth/cancel-email-change", &json!({"token": ""}), None)
+        .await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_token").await;
-    let r = app.post("/auth/cancel-email-change", &json!({"tok": 1}), None).await;
+    let r = app
+        .post("/auth/cancel-email-change", &json!({"tok": 1}), None)
+        .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
@@ -391,14 +465,35 @@ async fn concurrent_email_changes_leave_one_live_link(backend: Backend) {
     );
     assert_eq!(a.status(), StatusCode::OK);
     assert_eq!(b.status(), StatusCode::OK);
-    let one = app.wait_for_mail("bob@one.example", "confirm").await.token().unwrap();
-    let two = app.wait_for_mail("bob@two.example", "confirm").await.token().unwrap();
-    let r_one = app.post("/auth/verify-email", &json!({"token": one}), None).await.status();
-    let r_two = app.post("/auth/verify-email", &json!({"token": two}), None).await.status();
-    let ok = [r_one, r_two].iter().filter(|s| **s == StatusCode::OK).count();
+    let one = app
+        .wait_for_mail("bob@one.example", "confirm")
+        .await
+        .token()
+        .unwrap();
+    let two = app
+        .wait_for_mail("bob@two.example", "confirm")
+        .await
+        .token()
+        .unwrap();
+    let r_one = app
+        .post("/auth/verify-email", &json!({"token": one}), None)
+        .await
+        .status();
+    let r_two = app
+        .post("/auth/verify-email", &json!({"token": two}), None)
+        .await
+        .status();
+    let ok = [r_one, r_two]
+        .iter()
+        .filter(|s| **s == StatusCode::OK)
+        .count();
     assert_eq!(ok, 1, "exactly one link works: {r_one} {r_two}");
     let email = me(&app, &bob.access).await["email"].clone();
-    let winner = if r_one == StatusCode::OK { "bob@one.example" } else { "bob@two.example" };
+    let winner = if r_one == StatusCode::OK {
+        "bob@one.example"
+    } else {
+        "bob@two.example"
+    };
     assert_eq!(email, winner);
 }
 
@@ -412,7 +507,14 @@ async fn count(app: &TestApp, sql: &str) -> i64 {
         .unwrap())
 }
 
-async fn insert_token(app: &TestApp, user_id: i64, hash: &str, age_minutes: i64, expires_in_minutes: i64, used: bool) {
+async fn insert_token(
+    app: &TestApp,
+    user_id: i64,
+    hash: &str,
+    age_minutes: i64,
+    expires_in_minutes: i64,
+    used: bool,
+) {
     let now = chrono::Utc::now();
     let sql = "INSERT INTO email_tokens (user_id, purpose, token_hash, email, created_at, expires_at, used_at) \
                VALUES ($1, 'verify_email', $2, 'x@example.com', $3, $4, $5)";
@@ -432,37 +534,54 @@ async fn insert_token(app: &TestApp, user_id: i64, hash: &str, age_minutes: i64,
 async fn pruning_deletes_exactly_what_can_never_be_used_again(backend: Backend) {
     let app = spawn_app(backend).await;
     let alice = app.register("alice").await; // session 1 (live)
-    // Session 1 rotates: its retired hash stays (reuse detection on a live session).
-    let r = app.post("/auth/refresh", &json!({"refresh_token": alice.refresh}), None).await;
+                                             // Session 1 rotates: its retired hash stays (reuse detection on a live session).
+    let r = app
+        .post(
+            "/auth/refresh",
+            &json!({"refresh_token": alice.refresh}),
+            None,
+        )
+        .await;
     let live = ok_json(r).await;
     // Session 2: rotated, then logged out (revoked): it and its retired hash go.
     let s2 = app.login("alice", PASSWORD).await;
     let s2 = ok_json(
-        app.post("/auth/refresh", &json!({"refresh_token": s2["refresh_token"]}), None)
-            .await,
+        app.post(
+            "/auth/refresh",
+            &json!({"refresh_token": s2["refresh_token"]}),
+            None,
+        )
+        .await,
     )
     .await;
-    app.post("/auth/logout", &json!({}), s2["access_token"].as_str()).await;
+    app.post("/auth/logout", &json!({}), s2["access_token"].as_str())
+        .await;
     // Session 3: expired.
     let s3 = app.login("alice", PASSWORD).await;
     on_db!(app, |conn| sqlx::query(
         "UPDATE sessions SET expires_at = $1 WHERE refresh_token_hash = $2"
     )
     .bind(chrono::Utc::now() - chrono::Duration::minutes(1))
-    .bind(auth_service::services::tokens::hash_token(s3["refresh_token"].as_str().unwrap()))
+    .bind(auth_service::services::tokens::hash_token(
+        s3["refresh_token"].as_str().unwrap()
+    ))
     .execute(&mut conn)
     .await
     .unwrap()
     .rows_affected());
     assert_eq!(count(&app, "SELECT COUNT(*) FROM sessions").await, 3);
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM retired_refresh_tokens").await, 2);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM retired_refresh_tokens").await,
+        2
+    );
 
     insert_token(&app, alice.id, "used-old", 120, 60, true).await; // goes
     insert_token(&app, alice.id, "expired-old", 120, -30, false).await; // goes
     insert_token(&app, alice.id, "used-recent", 10, 60, true).await; // stays: hourly limits count it
     insert_token(&app, alice.id, "live-old", 120, 60, false).await; // stays: still usable
     let tokens_before = count(&app, "SELECT COUNT(*) FROM email_tokens").await;
-    on_db!(app, |conn| sqlx::query(
+    on_db!(app, |conn| {
+        sqlx::query(
         "INSERT INTO user_activity (user_id, event, details, created_at) VALUES ($1, 'login_success', '{}', $2)"
     )
     .bind(alice.id)
@@ -470,7 +589,8 @@ async fn pruning_deletes_exactly_what_can_never_be_used_again(backend: Backend) 
     .execute(&mut conn)
     .await
     .unwrap()
-    .rows_affected());
+    .rows_affected()
+    });
     let activity_before = count(&app, "SELECT COUNT(*) FROM user_activity").await;
 
     // The default keeps the audit trail forever.
@@ -479,18 +599,40 @@ async fn pruning_deletes_exactly_what_can_never_be_used_again(backend: Backend) 
     let report = auth_service::services::pruning::prune_once(app.state.store.as_ref(), &config)
         .await
         .unwrap();
-    assert_eq!((report.sessions, report.email_tokens, report.activities), (2, 2, 0));
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM sessions").await, 1);
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM retired_refresh_tokens").await, 1);
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM email_tokens").await, tokens_before - 2);
     assert_eq!(
-        count(&app, "SELECT COUNT(*) FROM email_tokens WHERE token_hash IN ('used-recent', 'live-old')").await,
+        (report.sessions, report.email_tokens, report.activities),
+        (2, 2, 0)
+    );
+    assert_eq!(count(&app, "SELECT COUNT(*) FROM sessions").await, 1);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM retired_refresh_tokens").await,
+        1
+    );
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM email_tokens").await,
+        tokens_before - 2
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM email_tokens WHERE token_hash IN ('used-recent', 'live-old')"
+        )
+        .await,
         2
     );
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM user_activity").await, activity_before);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM user_activity").await,
+        activity_before
+    );
     // Nothing usable was touched: the live session works and refreshes.
-    assert_eq!(me_status(&app, live["access_token"].as_str().unwrap()).await, StatusCode::OK);
-    assert_eq!(refresh_status(&app, live["refresh_token"].as_str().unwrap()).await, StatusCode::OK);
+    assert_eq!(
+        me_status(&app, live["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        refresh_status(&app, live["refresh_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
 
     // With a retention, older audit rows go; a second pass (another instance) finds nothing.
     config.audit_retention_days = Some(30);
@@ -498,11 +640,17 @@ async fn pruning_deletes_exactly_what_can_never_be_used_again(backend: Backend) 
         .await
         .unwrap();
     assert_eq!(report.activities, 1);
-    assert_eq!(count(&app, "SELECT COUNT(*) FROM user_activity").await, activity_before - 1);
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM user_activity").await,
+        activity_before - 1
+    );
     let again = auth_service::services::pruning::prune_once(app.state.store.as_ref(), &config)
         .await
         .unwrap();
-    assert_eq!((again.sessions, again.email_tokens, again.activities), (0, 0, 0));
+    assert_eq!(
+        (again.sessions, again.email_tokens, again.activities),
+        (0, 0, 0)
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -521,8 +669,12 @@ async fn slow_smtp_with_short_leases_delivers_each_message_once() {
     let _second = app.another_instance(|_| {}).await;
     let n = 8;
     for i in 0..n {
-        app.register_raw(&format!("user{i}"), &format!("user{i}@example.com"), PASSWORD)
-            .await;
+        app.register_raw(
+            &format!("user{i}"),
+            &format!("user{i}@example.com"),
+            PASSWORD,
+        )
+        .await;
     }
     let deadline = Instant::now() + Duration::from_secs(40);
     while app.smtp.messages().len() < n && Instant::now() < deadline {
@@ -530,7 +682,12 @@ async fn slow_smtp_with_short_leases_delivers_each_message_once() {
     }
     // Long enough for any second delivery of a lapsed claim to show.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut recipients: Vec<String> = app.smtp.messages().iter().flat_map(|m| m.to.clone()).collect();
+    let mut recipients: Vec<String> = app
+        .smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m.to.clone())
+        .collect();
     recipients.sort();
     let expected: Vec<String> = {
         let mut v: Vec<String> = (0..n).map(|i| format!("user{i}@example.com")).collect();
@@ -567,7 +724,9 @@ impl RedisProxy {
                 }
                 let (m, target) = (m.clone(), target.clone());
                 tokio::spawn(async move {
-                    let Ok(upstream) = TcpStream::connect(&target).await else { return };
+                    let Ok(upstream) = TcpStream::connect(&target).await else {
+                        return;
+                    };
                     let (cr, cw) = client.into_split();
                     let (ur, uw) = upstream.into_split();
                     tokio::select! {
@@ -592,7 +751,9 @@ async fn pipe(
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let Ok(n) = from.read(&mut buf).await else { return };
+        let Ok(n) = from.read(&mut buf).await else {
+            return;
+        };
         if n == 0 {
             return;
         }
@@ -607,7 +768,10 @@ async fn pipe(
 
 async fn redis_health(app: &TestApp) -> String {
     let body = ok_json(app.get("/health", None).await).await;
-    body["checks"]["redis"]["status"].as_str().unwrap().to_owned()
+    body["checks"]["redis"]["status"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn wait_for_redis(app: &TestApp, want: &str) {
@@ -643,7 +807,10 @@ async fn stalled_or_refusing_redis_costs_milliseconds_and_recovers() {
         .to_owned();
     let proxy = RedisProxy::start(target).await;
     let app = spawn_app_with(Backend::Sqlite, |vars| {
-        vars.insert("REDIS_URL".into(), format!("redis://127.0.0.1:{}", proxy.port));
+        vars.insert(
+            "REDIS_URL".into(),
+            format!("redis://127.0.0.1:{}", proxy.port),
+        );
         vars.insert("REDIS_PROBE_INTERVAL_MS".into(), "200".into());
     })
     .await;

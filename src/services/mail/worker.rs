@@ -133,7 +133,10 @@ impl OutboxWorker {
                 .renew_mail_claim(mail.id, &claim, now(), self.lease)
                 .await?
             {
-                tracing::debug!(mail_id = mail.id, "mail claim lapsed; left to another worker");
+                tracing::debug!(
+                    mail_id = mail.id,
+                    "mail claim lapsed; left to another worker"
+                );
                 continue;
             }
             let recorded = match self.send(mail).await {
@@ -151,7 +154,10 @@ impl OutboxWorker {
                 }
             };
             if !recorded {
-                tracing::warn!(mail_id = mail.id, "mail claim lapsed during the send; MAIL_LEASE_MS is shorter than a send");
+                tracing::warn!(
+                    mail_id = mail.id,
+                    "mail claim lapsed during the send; MAIL_LEASE_MS is shorter than a send"
+                );
             }
         }
         Ok(batch.len())
