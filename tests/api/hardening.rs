@@ -345,7 +345,7 @@ async fn change_links(app: &TestApp, to: &str, old: &str, nth: usize) -> (String
             .into_iter()
             .filter(|m| m.subject().contains("about to be changed"))
             .collect();
-        if confirms.len() >= 1 && notices.len() >= nth {
+        if !confirms.is_empty() && notices.len() >= nth {
             let cancel = notices[nth - 1].decoded_body();
             let cancel = cancel
                 .split("cancel-email-change?token=")
