@@ -75,10 +75,6 @@ impl RedisCircuit {
         }
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
     fn trip(self: &Arc<Self>, error: &dyn std::fmt::Display) {
         if self.closed.swap(false, Ordering::AcqRel) {
             tracing::warn!(error = %error, "Redis unreachable: falling back to in-process limits");

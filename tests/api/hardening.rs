@@ -812,6 +812,7 @@ async fn stalled_or_refusing_redis_costs_milliseconds_and_recovers() {
             format!("redis://127.0.0.1:{}", proxy.port),
         );
         vars.insert("REDIS_PROBE_INTERVAL_MS".into(), "200".into());
+        vars.insert("REDIS_TIMEOUT_MS".into(), "50".into());
     })
     .await;
     wait_for_redis(&app, "ok").await;
