@@ -13,6 +13,8 @@ use crate::secret::Secret;
 
 mod billing;
 pub use billing::BillingConfig;
+mod hardening_auth;
+pub use hardening_auth::HardeningConfig;
 
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -84,6 +86,8 @@ pub struct Config {
     /// `Some((host, port))` when ENABLE_LOGSTASH: JSON log lines are also sent over TCP.
     pub logstash: Option<(String, u16)>,
     pub billing: BillingConfig,
+    /// Login throttle, Redis circuit, outbox lease, pruning.
+    pub hardening: HardeningConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +267,7 @@ impl Config {
             json_logs: vars.flag("JSON_LOGS", false)?,
             logstash,
             billing: BillingConfig::from_vars(&vars)?,
+            hardening: HardeningConfig::from_vars(&vars)?,
         };
         config.refuse_unsafe_production_settings()?;
         Ok(config)

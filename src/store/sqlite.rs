@@ -14,9 +14,9 @@ use sqlx::ConnectOptions;
 
 use super::sql::{
     claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
-    impl_credit_store, impl_mail_store, insert_activity, insert_grant, insert_mail, PaymentRow,
-    CONSUME_TOKEN, CREDIT_COLUMNS, EVENT_COLUMNS, LEDGER_MISMATCHES, PLAN_COLUMNS, SESSION_COLUMNS,
-    SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+    impl_credit_store, impl_lifecycle_store, impl_mail_store, insert_activity, insert_grant,
+    insert_mail, PaymentRow, CONSUME_TOKEN, CREDIT_COLUMNS, EVENT_COLUMNS, LEDGER_MISMATCHES,
+    PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -32,6 +32,9 @@ impl SqliteStore {
 
     /// The single writer connection already serialises claims.
     const CLAIM_MAIL: &'static str = claim_mail_sql!("");
+
+    /// Locks a user's row for the rest of the transaction (limits counted under it).
+    const LOCK_USER: &'static str = "SELECT id FROM users WHERE id = $1";
 
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -115,4 +118,5 @@ impl_account_store!(SqliteStore, MIGRATOR);
 impl_mail_store!(SqliteStore, MIGRATOR);
 impl_credit_store!(SqliteStore, MIGRATOR);
 impl_activity_store!(SqliteStore, MIGRATOR);
+impl_lifecycle_store!(SqliteStore);
 impl_billing_store!(SqliteStore, sqlx::SqliteConnection);
