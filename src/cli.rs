@@ -1,6 +1,7 @@
 //! The command line: `serve` (default), `migrate`, `create-admin`, `openapi`.
 
 use std::io::BufRead;
+use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -77,9 +78,23 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Ledger {
             action: LedgerAction::Verify,
         } => verify_ledger(&config).await,
-        Command::Openapi => {
-            println!("{}", serde_json::to_string_pretty(openapi_json())?);
-            Ok(())
+        Command::Openapi => match print_openapi() {
+            ExitCode::SUCCESS => Ok(()),
+            _ => bail!("could not print the OpenAPI document"),
+        },
+    }
+}
+
+/// Prints the OpenAPI document; reads no configuration and touches nothing.
+pub fn print_openapi() -> ExitCode {
+    match serde_json::to_string_pretty(openapi_json()) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -9,7 +9,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, auth, credits, email_links, health, sessions, users, ErrorBody, MessageResponse,
+    admin, auth, credits, email_links, health, sessions, test_info, users, ErrorBody,
+    MessageResponse,
 };
 use crate::services::auth::TokenPair;
 
@@ -25,6 +26,7 @@ use crate::services::auth::TokenPair;
         sessions::list_sessions, sessions::revoke_session, sessions::logout_all, sessions::own_activity,
         admin::list_users, admin::update_user, admin::activity,
         health::health,
+        test_info::test_info,
     ),
     components(schemas(ErrorBody, MessageResponse, TokenPair)),
     modifiers(&SecuritySchemes),
@@ -55,7 +57,11 @@ impl Modify for SecuritySchemes {
 /// The document as JSON, built once.
 pub fn openapi_json() -> &'static serde_json::Value {
     static DOC: OnceLock<serde_json::Value> = OnceLock::new();
-    DOC.get_or_init(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or_default())
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        super::openapi_contract::complete(&mut doc);
+        doc
+    })
 }
 
 pub fn router() -> Router {

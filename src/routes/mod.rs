@@ -6,7 +6,9 @@ pub mod credits;
 pub mod docs;
 pub mod email_links;
 pub mod health;
+mod openapi_contract;
 pub mod sessions;
+pub mod test_info;
 pub mod users;
 
 use axum::Router;
@@ -25,6 +27,7 @@ pub fn api() -> Router<AppState> {
         .merge(health::router())
         .merge(sessions::router())
         .merge(admin::router())
+        .merge(test_info::router())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -40,7 +43,7 @@ impl MessageResponse {
     }
 }
 
-/// The shape of every error but 422 (DESIGN §5).
+/// The shape of every error but 422: a message and a stable snake_case code.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     detail: String,
