@@ -13,6 +13,7 @@ mod credits;
 mod email_flows;
 mod logs;
 mod protection;
+mod readme;
 mod scale_out;
 mod sessions;
 mod tokens;
