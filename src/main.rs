@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
     match cli::run(cli, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Printed once, to stderr (the log may go there too: not repeated in it).
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -7,6 +7,7 @@ mod accounts;
 mod admin;
 mod auth;
 mod cli;
+mod cli_safety;
 mod contract;
 mod crash;
 mod credits;
