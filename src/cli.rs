@@ -62,6 +62,13 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Copy users, flags, balances and credit history from the original FastAPI service's
+    /// PostgreSQL database; idempotent (a second run changes nothing).
+    ImportFastapi {
+        /// The original's database, e.g. postgresql://user:pass@host/auth
+        #[arg(long = "from", value_name = "POSTGRES_URL")]
+        from: String,
+    },
     /// Check the credits ledger.
     Ledger {
         #[command(subcommand)]
@@ -106,6 +113,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Ledger {
             action: LedgerAction::Verify,
         } => verify_ledger(&config).await,
+        Command::ImportFastapi { from } => import_fastapi(&config, &from).await,
         Command::Openapi => match print_openapi() {
             ExitCode::SUCCESS => Ok(()),
             _ => bail!("could not print the OpenAPI document"),
@@ -200,6 +208,28 @@ fn confirm_down(steps: usize) -> anyhow::Result<()> {
     std::io::stdin().lock().read_line(&mut answer)?;
     if !matches!(answer.trim(), "y" | "Y" | "yes") {
         bail!("not confirmed: nothing reverted");
+    }
+    Ok(())
+}
+
+async fn import_fastapi(config: &Config, from: &str) -> anyhow::Result<()> {
+    eprintln!(
+        "importing from: {}",
+        store::connect_error::describe_url(from)
+    );
+    let store = store::connect_and_migrate(config).await?;
+    let report = crate::import::import_fastapi(from, store.as_ref()).await?;
+    println!(
+        "users: {} created, {} already here; transactions: {} written, {} already here; balances adjusted: {}; skipped: {}",
+        report.users_created,
+        report.users_existing,
+        report.transactions_written,
+        report.transactions_existing,
+        report.balances_adjusted,
+        report.skipped.len()
+    );
+    for reason in &report.skipped {
+        println!("skipped {reason}");
     }
     Ok(())
 }
