@@ -11,6 +11,9 @@ use rand::RngCore;
 
 use crate::secret::Secret;
 
+mod hardening_auth;
+pub use hardening_auth::HardeningConfig;
+
 const MIN_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +83,8 @@ pub struct Config {
     pub json_logs: bool,
     /// `Some((host, port))` when ENABLE_LOGSTASH: JSON log lines are also sent over TCP.
     pub logstash: Option<(String, u16)>,
+    /// Login throttle, Redis circuit, outbox lease, pruning.
+    pub hardening: HardeningConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +268,7 @@ impl Config {
             log_level: checked_log_level(vars.or("LOG_LEVEL", "INFO"))?,
             json_logs: vars.flag("JSON_LOGS", false)?,
             logstash,
+            hardening: HardeningConfig::from_vars(&vars)?,
         };
         config.refuse_unsafe_production_settings()?;
         Ok(config)

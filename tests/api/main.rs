@@ -12,6 +12,7 @@ mod contract;
 mod crash;
 mod credits;
 mod email_flows;
+mod hardening;
 mod import_fastapi;
 mod logs;
 mod protection;
