@@ -8,7 +8,12 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
-use super::sql::{CONSUME_TOKEN, CREDIT_COLUMNS, EVENT_COLUMNS, LEDGER_MISMATCHES, PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS, PaymentRow, claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store, impl_credit_store, impl_lifecycle_store, impl_mail_store, insert_activity, insert_grant, insert_mail};
+use super::sql::{
+    claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
+    impl_credit_store, impl_lifecycle_store, impl_mail_store, insert_activity, insert_grant,
+    insert_mail, PaymentRow, CONSUME_TOKEN, CREDIT_COLUMNS, EVENT_COLUMNS, LEDGER_MISMATCHES,
+    PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+};
 use super::*;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
