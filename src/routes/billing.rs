@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BillingQuery {
     /// Internal services: whose billing.
     user_id: Option<i64>,
@@ -255,6 +256,7 @@ pub async fn detach_payment_method(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// applied, duplicate, ignored or unmatched.
     #[param(pattern = "^(applied|duplicate|ignored|unmatched)$")]

@@ -7,8 +7,10 @@ pub mod credits;
 pub mod docs;
 pub mod email_links;
 pub mod health;
+mod openapi_contract;
 pub mod plans;
 pub mod sessions;
+pub mod test_info;
 pub mod users;
 pub mod webhooks;
 
@@ -31,6 +33,7 @@ pub fn api() -> Router<AppState> {
         .merge(plans::router())
         .merge(billing::router())
         .merge(webhooks::router())
+        .merge(test_info::router())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -46,7 +49,7 @@ impl MessageResponse {
     }
 }
 
-/// The shape of every error but 422 (DESIGN §5).
+/// The shape of every error but 422: a message and a stable snake_case code.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     detail: String,

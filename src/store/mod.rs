@@ -4,6 +4,7 @@
 //! row locking for the outbox).
 
 mod billing_models;
+pub mod connect_error;
 mod models;
 mod postgres;
 mod sql;
@@ -18,7 +19,7 @@ use chrono::{DateTime, Utc};
 pub use billing_models::*;
 pub use models::*;
 pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{unapplied_migrations as sqlite_unapplied_migrations, SqliteStore};
 
 use crate::config::Config;
 
@@ -102,8 +103,8 @@ pub trait Store:
 {
 }
 
-impl<T: AccountStore + LifecycleStore + MailStore + CreditStore + ActivityStore + BillingStore>
-    Store for T
+impl<T> Store for T where
+    T: AccountStore + LifecycleStore + MailStore + CreditStore + ActivityStore + BillingStore
 {
 }
 
@@ -410,10 +411,21 @@ pub trait ActivityStore: Send + Sync + 'static {
 
 /// Opens the backend named by the URL's scheme, and applies pending migrations (fail fast).
 pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &config.database_url;
     let store: Arc<dyn Store> = if config.is_sqlite() {
-        Arc::new(SqliteStore::connect(&config.database_url, config.db_max_connections).await?)
+        Arc::new(
+            match SqliteStore::connect(url, config.db_max_connections).await {
+                Ok(store) => store,
+                Err(e) => return Err(connect_error::explain(url, &e).await),
+            },
+        )
     } else {
-        Arc::new(PgStore::connect(&config.database_url, config.db_max_connections).await?)
+        Arc::new(
+            match PgStore::connect(url, config.db_max_connections).await {
+                Ok(store) => store,
+                Err(e) => return Err(connect_error::explain(url, &e).await),
+            },
+        )
     };
     Ok(store)
 }

@@ -22,6 +22,20 @@ use super::*;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
+/// The migrations this build carries, all pending: `migrate status` for a database file
+/// that does not exist yet (looking must not create it).
+pub fn unapplied_migrations() -> Vec<MigrationStatus> {
+    MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| MigrationStatus {
+            version: m.version,
+            description: m.description.to_string(),
+            applied: false,
+        })
+        .collect()
+}
+
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
