@@ -1,9 +1,11 @@
 //! Business logic, independent of HTTP: handlers call these, these call the store.
 
 pub mod account;
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod credits;
 pub mod mail;
 pub mod passwords;
+pub mod sessions;
 pub mod tokens;

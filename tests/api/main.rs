@@ -16,3 +16,6 @@ mod protection;
 mod scale_out;
 mod sessions;
 mod tokens;
+mod web;
+mod web_browser;
+mod web_driver;
