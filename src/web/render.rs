@@ -87,7 +87,11 @@ impl FormErrors {
             } => {
                 errors.general = Some(format!(
                     "{}. Please wait {} and try again.",
-                    detail.trim_end_matches('.'),
+                    detail
+                        .split(";")
+                        .next()
+                        .unwrap_or(detail)
+                        .trim_end_matches('.'),
                     readable_wait(*retry_after_secs)
                 ));
             }
@@ -98,6 +102,15 @@ impl FormErrors {
             other => errors.general = Some(other.to_string()),
         }
         errors
+    }
+}
+
+/// Messages start with a capital letter (some domain messages do not).
+fn sentence(msg: String) -> String {
+    let mut chars = msg.chars();
+    match chars.next() {
+        Some(first) if first.is_lowercase() => first.to_uppercase().chain(chars).collect(),
+        _ => msg,
     }
 }
 
@@ -172,6 +185,13 @@ impl IntoResponse for Page {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_parse() {
+        for name in ["login.html", "account.html", "admin.html", "credits.html"] {
+            assert!(templates().get_template(name).is_ok(), "{name}");
+        }
+    }
 
     #[test]
     fn waits_read_like_words() {

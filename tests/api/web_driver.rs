@@ -218,9 +218,12 @@ impl Browser {
                 .set_window_size(width, 900)
                 .await
                 .expect("resize");
+            // The window's height minus its viewport's is the browser's own frame.
+            let script = "return document.documentElement.scrollHeight \
+                          + window.outerHeight - window.innerHeight";
             let height = self
                 .client
-                .execute("return document.documentElement.scrollHeight", vec![])
+                .execute(script, vec![])
                 .await
                 .ok()
                 .and_then(|v| v.as_u64())
