@@ -55,7 +55,7 @@ impl FormErrors {
     pub fn field(&mut self, name: &str, msg: impl Into<String>) {
         self.fields
             .entry(name.to_owned())
-            .or_insert_with(|| msg.into());
+            .or_insert_with(|| sentence(msg.into()));
     }
 
     pub fn is_empty(&self) -> bool {
