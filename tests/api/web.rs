@@ -235,7 +235,6 @@ async fn forms_need_a_valid_csrf_token_from_our_own_origin() {
             ("csrf".to_owned(), csrf.to_owned()),
         ]
     };
-    let as_refs = |v: &Vec<(String, String)>| -> Vec<(String, String)> { v.clone() };
     let post = |visit: &Visit, form: Vec<(String, String)>, origin: &str, cookies: bool| {
         let mut request = app
             .client
@@ -257,9 +256,7 @@ async fn forms_need_a_valid_csrf_token_from_our_own_origin() {
         (login(&csrf), app.address.clone(), false),
     ];
     for (form, origin, cookies) in cases {
-        let r = post(&visit, as_refs(&form), &origin, cookies)
-            .await
-            .unwrap();
+        let r = post(&visit, form, &origin, cookies).await.unwrap();
         assert_eq!(
             r.status(),
             StatusCode::FORBIDDEN,
@@ -442,3 +439,55 @@ async fn browser_sessions_are_sessions(backend: Backend) {
 }
 
 both_backends!(browser_sessions_are_sessions);
+
+/// The pages show the services' refusals as the API gives them: a throttled login as a
+/// readable wait, a taken username under its field.
+#[tokio::test]
+async fn pages_show_the_services_refusals() {
+    let app = spawn_app(Backend::Sqlite).await;
+    app.verified_user("slowuser").await;
+    let mut visit = Visit::new(&app);
+    let mut last = String::new();
+    let mut status = StatusCode::OK;
+    for _ in 0..8 {
+        let csrf = visit.csrf("/login").await;
+        let r = visit
+            .post(
+                "/login",
+                &[
+                    ("username", "slowuser"),
+                    ("password", "wrong guess"),
+                    ("csrf", &csrf),
+                ],
+            )
+            .await;
+        status = r.status();
+        last = r.text().await.unwrap();
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(last.contains("Incorrect username or password"));
+    }
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(last.contains("Please wait"), "{last}");
+    assert!(last.contains("role=\"alert\""));
+    assert!(last.contains("value=\"slowuser\""), "the name is kept");
+
+    let csrf = visit.csrf("/signup").await;
+    let r = visit
+        .post(
+            "/signup",
+            &[
+                ("username", "SlowUser"),
+                ("email", "someone@example.com"),
+                ("password", PASSWORD),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("id=\"e-username\""), "{body}");
+    assert!(body.contains("aria-describedby=\"e-username"), "{body}");
+}
