@@ -11,6 +11,8 @@ use rand::RngCore;
 
 use crate::secret::Secret;
 
+mod hardening_auth;
+pub use hardening_auth::HardeningConfig;
 mod web;
 pub use web::WebConfig;
 
@@ -84,6 +86,8 @@ pub struct Config {
     pub json_logs: bool,
     /// `Some((host, port))` when ENABLE_LOGSTASH: JSON log lines are also sent over TCP.
     pub logstash: Option<(String, u16)>,
+    /// Login throttle, Redis circuit, outbox lease, pruning.
+    pub hardening: HardeningConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -266,6 +270,7 @@ impl Config {
             log_level: vars.or("LOG_LEVEL", "INFO"),
             json_logs: vars.flag("JSON_LOGS", false)?,
             logstash,
+            hardening: HardeningConfig::from_vars(&vars)?,
         };
         config.refuse_unsafe_production_settings()?;
         Ok(config)

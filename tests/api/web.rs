@@ -87,6 +87,19 @@ impl<'a> Visit<'a> {
         csrf_in(&body)
     }
 
+    async fn change_email(&mut self, to: &str) -> Response {
+        let csrf = self.csrf("/account").await;
+        self.post(
+            "/account/email",
+            &[
+                ("new_email", to),
+                ("email_password", PASSWORD),
+                ("csrf", &csrf),
+            ],
+        )
+        .await
+    }
+
     async fn sign_in(&mut self, username: &str) {
         let csrf = self.csrf("/login").await;
         let r = self
@@ -490,4 +503,57 @@ async fn pages_show_the_services_refusals() {
     let body = r.text().await.unwrap();
     assert!(body.contains("id=\"e-username\""), "{body}");
     assert!(body.contains("aria-describedby=\"e-username"), "{body}");
+}
+
+/// Email change from the account page is the pending change of the API: the link to the
+/// new address completes it; the link to the old one cancels it. Both land on pages.
+#[tokio::test]
+async fn email_change_links_land_on_pages() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let user = app.verified_user("mover").await;
+    let mut visit = Visit::new(&app);
+    visit.sign_in("mover").await;
+    let r = visit.change_email("moved@example.com").await;
+    assert_eq!(location(&r), "/account?notice=email_change_requested");
+    let cancel = app.wait_for_mail(&user.email, "changed").await;
+    let token = cancel.token().expect("a cancel link");
+    let r = visit
+        .get(&format!("/cancel-email-change?token={token}"))
+        .await;
+    assert_eq!(location(&r), "/cancel-email-change?status=cancelled");
+    assert_eq!(
+        visit
+            .get("/cancel-email-change?status=cancelled")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let r = visit
+        .get(&format!("/cancel-email-change?token={token}"))
+        .await;
+    assert_eq!(location(&r), "/cancel-email-change?status=invalid");
+
+    let r = visit.change_email("moved2@example.com").await;
+    assert_eq!(location(&r), "/account?notice=email_change_requested");
+    let confirm = app.wait_for_mail("moved2@example.com", "new email").await;
+    let token = confirm.token().expect("a confirm link");
+    let r = visit.get(&format!("/verify-email?token={token}")).await;
+    assert_eq!(location(&r), "/verify-email?status=verified");
+    let page = visit.get("/account").await.text().await.unwrap();
+    assert!(page.contains("moved2@example.com"), "{page}");
+
+    // Wrong password: refused under its field, nothing pending.
+    let csrf = visit.csrf("/account").await;
+    let r = visit
+        .post(
+            "/account/email",
+            &[
+                ("new_email", "third@example.com"),
+                ("email_password", "nope nope"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("id=\"e-email_password\""));
 }

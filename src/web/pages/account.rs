@@ -12,7 +12,7 @@ use super::{forgery_check, user_page, NoticeQuery};
 use crate::caller::ClientInfo;
 use crate::domain::{Email, Password};
 use crate::error::AppError;
-use crate::services::{account, sessions};
+use crate::services::{account, email_change, sessions};
 use crate::state::AppState;
 use crate::store::now;
 use crate::web::render::FormErrors;
@@ -232,7 +232,7 @@ pub async fn change_email(
         )),
         Ok(email) => match account::ensure_verified(&state, &signed_in.current) {
             Err(e) => Err(e),
-            Ok(()) => account::change_email(
+            Ok(()) => email_change::request_change(
                 &state,
                 &signed_in.current,
                 &email,

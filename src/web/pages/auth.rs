@@ -10,7 +10,7 @@ use super::{forgery_check, NoticeQuery};
 use crate::caller::ClientInfo;
 use crate::domain::{Email, Password, Username};
 use crate::error::AppError;
-use crate::services::{account, auth};
+use crate::services::{account, auth, email_change};
 use crate::state::AppState;
 use crate::web::render::{FormErrors, Page};
 use crate::web::session::{self, cookie, cookie_name, SignedIn, Visitor};
@@ -400,6 +400,48 @@ pub async fn verify_link(
                  from your account page.",
             )
             .with("link", next),
+    };
+    page.into_response()
+}
+
+/// The link mailed to the old address while an email change is pending: cancels it, then
+/// shows the outcome at an address without the token.
+pub async fn cancel_email_change_link(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Query(query): Query<TokenQuery>,
+) -> Response {
+    if let Some(token) = query.token {
+        let to = match email_change::cancel(&state, &token, &client).await {
+            Ok(true) => "/cancel-email-change?status=cancelled",
+            Ok(false) | Err(AppError::BadRequest { .. }) => "/cancel-email-change?status=invalid",
+            Err(e) => {
+                return Page::new("message.html")
+                    .status(e.status())
+                    .with("title", "The change could not be cancelled")
+                    .with("text", FormErrors::from_error(&e, &[]).general)
+                    .into_response()
+            }
+        };
+        return Redirect::to(to).into_response();
+    }
+    let page = match query.status.as_deref() {
+        Some("cancelled") => Page::new("message.html")
+            .with("title", "Email change cancelled")
+            .with(
+                "text",
+                "Your account keeps its current address. If you did not ask for the change, \
+                 change your password too.",
+            )
+            .with("link", ("/login", "Sign in")),
+        _ => Page::new("message.html")
+            .status(StatusCode::BAD_REQUEST)
+            .with("title", "This link is invalid or has expired")
+            .with(
+                "text",
+                "The change may already be complete or cancelled. Sign in to see your address.",
+            )
+            .with("link", ("/login", "Sign in")),
     };
     page.into_response()
 }

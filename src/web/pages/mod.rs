@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/reset-password", get(auth::reset_page).post(auth::reset))
         .route("/verify-email", get(auth::verify_link))
+        .route("/cancel-email-change", get(auth::cancel_email_change_link))
         .route("/account", get(account::page))
         .route("/account/resend-verification", post(account::resend))
         .route("/account/email", post(account::change_email))
