@@ -13,6 +13,8 @@ use crate::secret::Secret;
 
 mod hardening_auth;
 pub use hardening_auth::HardeningConfig;
+mod billing;
+pub use billing::BillingConfig;
 mod web;
 pub use web::WebConfig;
 
@@ -88,6 +90,7 @@ pub struct Config {
     pub logstash: Option<(String, u16)>,
     /// Login throttle, Redis circuit, outbox lease, pruning.
     pub hardening: HardeningConfig,
+    pub billing: BillingConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,6 +274,7 @@ impl Config {
             json_logs: vars.flag("JSON_LOGS", false)?,
             logstash,
             hardening: HardeningConfig::from_vars(&vars)?,
+            billing: BillingConfig::from_vars(&vars)?,
         };
         config.refuse_unsafe_production_settings()?;
         Ok(config)

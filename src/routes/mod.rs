@@ -2,12 +2,15 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod credits;
 pub mod docs;
 pub mod email_links;
 pub mod health;
+pub mod plans;
 pub mod sessions;
 pub mod users;
+pub mod webhooks;
 
 use axum::Router;
 use serde::Serialize;
@@ -25,6 +28,9 @@ pub fn api() -> Router<AppState> {
         .merge(health::router())
         .merge(sessions::router())
         .merge(admin::router())
+        .merge(plans::router())
+        .merge(billing::router())
+        .merge(webhooks::router())
 }
 
 #[derive(Serialize, ToSchema)]

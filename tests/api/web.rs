@@ -397,6 +397,12 @@ async fn mailed_link_tokens_leave_the_address_at_once() {
     assert_eq!(location(&r), "/verify-email?status=invalid");
     let page = visit.get("/verify-email?status=invalid").await;
     assert_eq!(page.status(), StatusCode::BAD_REQUEST);
+
+    // Checkout's default return addresses are pages too; they never echo the query.
+    let back = visit.get("/billing/success?session_id=cs_test_123").await;
+    assert_eq!(back.status(), StatusCode::OK);
+    assert!(!back.text().await.unwrap().contains("cs_test_123"));
+    assert_eq!(visit.get("/billing/cancel").await.status(), StatusCode::OK);
 }
 
 /// The browser's session is a row of the sessions table: the API lists it, and revoking

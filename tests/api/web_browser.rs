@@ -335,6 +335,7 @@ async fn admin_deactivates_a_user() {
     admin.wait_heading("Administration").await;
     admin.fill("#f-search", "webfrank").await;
     admin.click("form.search button").await;
+    admin.wait_path("/admin?search=webfrank").await;
     admin.wait_text("td", "webfrank@example.com").await;
 
     // Grant credits with a reason; a missing reason is refused under its field.

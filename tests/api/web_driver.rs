@@ -162,28 +162,59 @@ impl Browser {
         }
     }
 
+    /// Finds `css` and runs `act` on it; an element replaced by a navigation in between
+    /// (stale) is looked up again, until WAIT runs out.
+    async fn on_element<F, Fut>(&self, css: &str, act: F)
+    where
+        F: Fn(fantoccini::elements::Element) -> Fut,
+        Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+    {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let found = self
+                .client
+                .wait()
+                .at_most(WAIT)
+                .for_element(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("element {css}: {e}"));
+            match act(found).await {
+                Ok(()) => return,
+                Err(e)
+                    if e.is_stale_element_reference() && tokio::time::Instant::now() < deadline => {
+                }
+                Err(e) => panic!("element {css}: {e}"),
+            }
+        }
+    }
+
     pub async fn fill(&self, css: &str, value: &str) {
-        let field = self
-            .client
-            .wait()
-            .at_most(WAIT)
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("field {css}: {e}"));
-        field.clear().await.expect("clear");
-        field.send_keys(value).await.expect("type");
+        self.on_element(css, |field| async move {
+            field.clear().await?;
+            field.send_keys(value).await
+        })
+        .await;
     }
 
     pub async fn click(&self, css: &str) {
-        self.client
-            .wait()
-            .at_most(WAIT)
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("element {css}: {e}"))
-            .click()
-            .await
-            .expect("click");
+        self.on_element(css, |element| async move { element.click().await })
+            .await;
+    }
+
+    /// Waits until the address (path and query) is `expected`: the navigation finished.
+    pub async fn wait_path(&self, expected: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let now = self.path().await;
+            if now == expected {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "at {now}, not {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn path(&self) -> String {

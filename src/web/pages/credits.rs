@@ -92,3 +92,26 @@ pub async fn page(
         .with("pages", pages)
         .into_response()
 }
+
+/// Where Stripe Checkout sends the browser back (BILLING_SUCCESS_URL's default). The
+/// credits come from the verified webhook, not from this visit, so it promises nothing.
+pub async fn checkout_returned() -> Response {
+    crate::web::render::Page::new("message.html")
+        .with("title", "Thank you")
+        .with(
+            "text",
+            "Your payment is being confirmed. The credits appear in your history as soon as \
+             the payment provider confirms it, usually within a minute.",
+        )
+        .with("link", ("/credits", "Go to your credits"))
+        .into_response()
+}
+
+/// BILLING_CANCEL_URL's default: Checkout was left without paying.
+pub async fn checkout_cancelled() -> Response {
+    crate::web::render::Page::new("message.html")
+        .with("title", "Checkout cancelled")
+        .with("text", "Nothing was charged.")
+        .with("link", ("/credits", "Back to your credits"))
+        .into_response()
+}

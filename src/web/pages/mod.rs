@@ -38,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .route("/account/sessions/revoke-all", post(account::revoke_all))
         .route("/account/delete", post(account::delete))
         .route("/credits", get(credits::page))
+        .route("/billing/success", get(credits::checkout_returned))
+        .route("/billing/cancel", get(credits::checkout_cancelled))
         .route("/admin", get(admin::page))
         .route("/admin/users/flags", post(admin::change_flags))
         .route("/admin/credits", post(admin::grant))
