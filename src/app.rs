@@ -108,6 +108,7 @@ pub fn router(state: AppState) -> Router {
     let cors = cors_layer(&state.config);
     let limiter_state = state.clone();
     let api = routes::api()
+        .merge(crate::web::router(&state))
         .fallback(|| async { error_body(StatusCode::NOT_FOUND, "not_found", "Not Found") })
         .method_not_allowed_fallback(|| async {
             error_body(
@@ -171,10 +172,13 @@ fn request_span(request: &Request) -> tracing::Span {
 /// contract's JSON shape too.
 async fn errors_as_json(response: Response) -> Response {
     let status = response.status();
+    // JSON bodies are ours already; HTML ones are the web pages' own error pages.
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

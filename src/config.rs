@@ -15,6 +15,8 @@ mod hardening_auth;
 pub use hardening_auth::HardeningConfig;
 mod billing;
 pub use billing::BillingConfig;
+mod web;
+pub use web::WebConfig;
 
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -74,6 +76,7 @@ pub struct Config {
     pub internal_api_keys: Vec<Secret>,
     pub mail: MailConfig,
     pub frontend_url: String,
+    pub web: WebConfig,
     pub cors_origins: Vec<String>,
     pub rate_limit_auth_per_minute: u32,
     pub rate_limit_default_per_minute: u32,
@@ -234,6 +237,8 @@ impl Config {
             None
         };
 
+        let web = WebConfig::from_vars(&vars)?;
+        let port = vars.parse("PORT", 8080)?;
         let config = Config {
             environment,
             secret_key: resolve_secret_key(vars.string("SECRET_KEY"), environment, &data_dir)?,
@@ -241,7 +246,7 @@ impl Config {
             db_max_connections: vars.parse("DB_MAX_CONNECTIONS", 8)?,
             redis_url: checked_redis_url(vars.string("REDIS_URL"))?,
             host: vars.or("HOST", "127.0.0.1"),
-            port: vars.parse("PORT", 8080)?,
+            port,
             data_dir,
             algorithm,
             access_token_expire_minutes,
@@ -257,9 +262,11 @@ impl Config {
                 .collect(),
             mail,
             frontend_url: vars
-                .or("FRONTEND_URL", "http://localhost:8080")
+                .string("FRONTEND_URL")
+                .unwrap_or_else(|| web.own_address(port))
                 .trim_end_matches('/')
                 .to_owned(),
+            web,
             cors_origins: vars.list("CORS_ORIGINS"),
             rate_limit_auth_per_minute: vars.parse("RATE_LIMIT_AUTH_PER_MINUTE", 100)?,
             rate_limit_default_per_minute: vars.parse("RATE_LIMIT_DEFAULT_PER_MINUTE", 1000)?,
@@ -460,6 +467,35 @@ mod tests {
                 c.rate_limit_default_per_minute
             ),
             (100, 1000)
+        );
+    }
+
+    #[test]
+    fn mailed_links_default_to_the_services_own_pages() {
+        let k = "k".repeat(32);
+        let c = config(&[("SECRET_KEY", &k), ("PORT", "9000")]).unwrap();
+        assert_eq!(c.frontend_url, "http://localhost:9000");
+        assert!(c.web.enabled && !c.web.https());
+        let c = config(&[
+            ("SECRET_KEY", &k),
+            ("PUBLIC_URL", "https://id.example.org/"),
+        ])
+        .unwrap();
+        assert_eq!(c.frontend_url, "https://id.example.org");
+        assert!(c.web.https());
+        let c = config(&[
+            ("SECRET_KEY", &k),
+            ("PUBLIC_URL", "https://id.example.org"),
+            ("FRONTEND_URL", "https://app.example.org/"),
+        ])
+        .unwrap();
+        assert_eq!(c.frontend_url, "https://app.example.org");
+        assert!(config(&[("SECRET_KEY", &k), ("PUBLIC_URL", "id.example.org")]).is_err());
+        assert!(
+            !config(&[("SECRET_KEY", &k), ("WEB_UI", "false")])
+                .unwrap()
+                .web
+                .enabled
         );
     }
 

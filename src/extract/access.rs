@@ -46,12 +46,7 @@ impl FromRequestParts<AppState> for VerifiedUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let current = CurrentUser::from_request_parts(parts, state).await?;
-        if state.config.require_email_verification && !current.user.is_verified {
-            return Err(AppError::Forbidden {
-                code: "email_not_verified",
-                detail: "Email not verified".into(),
-            });
-        }
+        crate::services::account::ensure_verified(state, &current)?;
         Ok(Self(current))
     }
 }

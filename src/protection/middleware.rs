@@ -36,7 +36,14 @@ pub async fn rate_limit(
     if let Some(ip) = ip {
         request.extensions_mut().insert(ClientIp(ip));
     }
-    let (bucket, limit) = if request.uri().path().starts_with("/auth/") {
+    // The web pages' sign-in and account-recovery forms count like the API's /auth/*.
+    let path = request.uri().path();
+    let auth_like = path.starts_with("/auth/")
+        || matches!(
+            path,
+            "/login" | "/signup" | "/forgot-password" | "/reset-password"
+        );
+    let (bucket, limit) = if auth_like {
         ("auth", state.config.rate_limit_auth_per_minute)
     } else {
         ("default", state.config.rate_limit_default_per_minute)

@@ -12,7 +12,7 @@ use super::{page_limit, ErrorBody};
 use crate::caller::ClientInfo;
 use crate::error::AppError;
 use crate::extract::{Admin, AppJson, AppQuery};
-use crate::services::{account, audit};
+use crate::services::admin as admin_service;
 use crate::state::AppState;
 use crate::store::{User, UserFlags};
 
@@ -80,23 +80,13 @@ async fn list_users(
     AppQuery(query): AppQuery<UsersQuery>,
 ) -> Result<Json<UsersPage>, AppError> {
     let limit = page_limit(query.limit)?;
-    let search = query
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty());
-    if search.is_some_and(|s| s.chars().count() > 254) {
-        return Err(AppError::validation(
-            "query",
-            "search",
-            "At most 254 characters",
-            "value_error",
-        ));
-    }
-    let (users, total_count) = state
-        .store
-        .list_users(search, i64::from(query.skip), limit)
-        .await?;
+    let (users, total_count) = admin_service::list_users(
+        &state,
+        query.search.as_deref(),
+        i64::from(query.skip),
+        limit,
+    )
+    .await?;
     Ok(Json(UsersPage {
         users: users.into_iter().map(Into::into).collect(),
         total_count,
@@ -135,31 +125,7 @@ async fn update_user(
         is_active: req.is_active,
         is_verified: req.is_verified,
     };
-    if flags.is_admin.is_none() && flags.is_active.is_none() && flags.is_verified.is_none() {
-        return Err(AppError::validation(
-            "body",
-            "",
-            "Give at least one of is_admin, is_active, is_verified",
-            "missing",
-        ));
-    }
-    let target = account::account_named(&state, &username).await?;
-    if target.id == admin.user.id
-        && (flags.is_admin == Some(false) || flags.is_active == Some(false))
-    {
-        // The last admin locking themself out would need database surgery to undo.
-        return Err(AppError::bad_request(
-            "cannot_change_self",
-            "Admins cannot demote or deactivate themselves",
-        ));
-    }
-    let details = serde_json::json!({ "changes": flags, "by": admin.user.id });
-    let activity = audit::activity(audit::ADMIN_UPDATE, Some(target.id), &client, details);
-    let updated = state
-        .store
-        .update_user_flags(target.id, &flags, &activity)
-        .await?
-        .ok_or_else(AppError::user_not_found)?;
+    let updated = admin_service::update_flags(&state, &admin, &username, flags, &client).await?;
     Ok(Json(updated.into()))
 }
 

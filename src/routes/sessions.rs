@@ -12,7 +12,7 @@ use super::{page_limit, ErrorBody, MessageResponse};
 use crate::caller::{ClientInfo, CurrentUser};
 use crate::error::AppError;
 use crate::extract::AppQuery;
-use crate::services::audit;
+use crate::services::sessions;
 use crate::state::AppState;
 use crate::store::{now, ActivityRecord, Session};
 
@@ -81,19 +81,7 @@ async fn revoke_session(
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<MessageResponse>, AppError> {
-    let activity = audit::activity(
-        audit::SESSION_REVOKE,
-        Some(current.user.id),
-        &client,
-        serde_json::json!({ "session_id": id }),
-    );
-    if !state
-        .store
-        .revoke_session(current.user.id, &id, &activity)
-        .await?
-    {
-        return Err(AppError::not_found("Session not found"));
-    }
+    sessions::revoke(&state, &current, &id, &client).await?;
     Ok(Json(MessageResponse::new("Session revoked")))
 }
 
@@ -112,16 +100,7 @@ async fn logout_all(
     client: ClientInfo,
     current: CurrentUser,
 ) -> Result<Json<LogoutAllResponse>, AppError> {
-    let activity = audit::activity(
-        audit::SESSION_REVOKE,
-        Some(current.user.id),
-        &client,
-        serde_json::json!({ "all": true }),
-    );
-    let revoked = state
-        .store
-        .revoke_all_sessions(current.user.id, &activity)
-        .await?;
+    let revoked = sessions::revoke_all(&state, &current, &client).await?;
     Ok(Json(LogoutAllResponse {
         message: "All sessions revoked",
         revoked,

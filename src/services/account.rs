@@ -18,6 +18,18 @@ pub const RESEND_VERIFICATION_INTERVAL_SECONDS: i64 = 60;
 pub const RESET_MAIL_INTERVAL_SECONDS: i64 = 60;
 pub const RESET_MAILS_PER_HOUR: i64 = 5;
 
+/// The "verified" access level (DESIGN §5): with REQUIRE_EMAIL_VERIFICATION, acting on the
+/// account (password, email, deletion) needs a verified address.
+pub fn ensure_verified(state: &AppState, current: &CurrentUser) -> Result<(), AppError> {
+    if state.config.require_email_verification && !current.user.is_verified {
+        return Err(AppError::Forbidden {
+            code: "email_not_verified",
+            detail: "Email not verified".into(),
+        });
+    }
+    Ok(())
+}
+
 fn invalid_link() -> AppError {
     AppError::bad_request("invalid_token", "Invalid or expired token")
 }

@@ -207,6 +207,34 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<CurrentUser,
         .decode_access(bearer)
         .ok_or_else(AppError::invalid_token)?;
     let (session, user) = live_session(state, &claims).await?;
+    Ok(seen(state, session, user))
+}
+
+/// The browser's form of [`authenticate`]: the web pages' cookie names a session and
+/// carries the refresh token it was started with (browsers never rotate it), so revocation,
+/// logout-all, password change and reset end a browser session exactly like an API one.
+pub async fn authenticate_session(
+    state: &AppState,
+    session_id: &str,
+    refresh_token: &str,
+) -> Result<CurrentUser, AppError> {
+    let (session, user) = state
+        .store
+        .session_with_user(session_id)
+        .await?
+        .ok_or_else(AppError::invalid_token)?;
+    let presented = hash_token(refresh_token);
+    let matches: bool =
+        subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), session.refresh_token_hash.as_bytes())
+            .into();
+    if !matches || !session.is_live(now()) || !user.is_active {
+        return Err(AppError::invalid_token());
+    }
+    Ok(seen(state, session, user))
+}
+
+/// Records (at most every few minutes, off the request path) that the session was used.
+fn seen(state: &AppState, session: Session, user: User) -> CurrentUser {
     let now = now();
     if now - session.last_seen_at > chrono::Duration::seconds(LAST_SEEN_RESOLUTION_SECONDS) {
         // Off the request path: the answer does not wait for this write.
@@ -217,10 +245,10 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> Result<CurrentUser,
             }
         });
     }
-    Ok(CurrentUser {
+    CurrentUser {
         user,
         session_id: session.id,
-    })
+    }
 }
 
 async fn live_session(state: &AppState, claims: &Claims) -> Result<(Session, User), AppError> {

@@ -1,6 +1,7 @@
 //! Business logic, independent of HTTP: handlers call these, these call the store.
 
 pub mod account;
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod billing;
@@ -9,4 +10,5 @@ pub mod email_change;
 pub mod mail;
 pub mod passwords;
 pub mod pruning;
+pub mod sessions;
 pub mod tokens;

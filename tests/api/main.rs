@@ -21,3 +21,6 @@ mod readme;
 mod scale_out;
 mod sessions;
 mod tokens;
+mod web;
+mod web_browser;
+mod web_driver;

@@ -1,0 +1,83 @@
+//! The service's own web pages (DESIGN §11): server-rendered HTML over the same services
+//! as the API, a cookie session on the sessions table (`session.rs`), CSRF-protected forms
+//! (`csrf.rs`). Templates and the stylesheet are compiled into the binary.
+
+pub mod csrf;
+mod pages;
+mod render;
+pub mod session;
+
+use std::sync::LazyLock;
+
+use axum::extract::{Path, Request};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use sha2::{Digest, Sha256};
+
+use crate::state::AppState;
+
+pub use render::{FormErrors, Page};
+
+const STYLESHEET: &str = include_str!("../../static/app.css");
+
+/// The stylesheet's URL carries a hash of its content, so it can be cached for a year and
+/// a new build is fetched at once.
+static STYLESHEET_NAME: LazyLock<String> = LazyLock::new(|| {
+    let digest = hex::encode(Sha256::digest(STYLESHEET.as_bytes()));
+    format!("app.{}.css", &digest[..12])
+});
+
+pub fn stylesheet_url() -> String {
+    format!("/static/{}", *STYLESHEET_NAME)
+}
+
+/// The pages' routes; empty when WEB_UI=false (their paths then answer 404).
+pub fn router(state: &AppState) -> Router<AppState> {
+    if !state.config.web.enabled {
+        return Router::new();
+    }
+    // Parse every template now: a broken one stops the start, not a request.
+    render::templates();
+    pages::router()
+        .route("/static/{file}", get(static_file))
+        .layer(axum::middleware::from_fn(page_headers))
+}
+
+async fn static_file(Path(file): Path<String>) -> Response {
+    if file != *STYLESHEET_NAME {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
+}
+
+const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; \
+                   base-uri 'none'; object-src 'none'";
+
+/// Headers on every page: no framing, no inline script, no caching of pages that show
+/// personal data and CSRF tokens, no Referer leaking a mailed link's query.
+async fn page_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let set = |headers: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    set(headers, header::CONTENT_SECURITY_POLICY, CSP);
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    // Not "no-referrer": with it browsers send `Origin: null` on form posts.
+    set(headers, header::REFERRER_POLICY, "same-origin");
+    set(headers, header::CACHE_CONTROL, "no-store");
+    response
+}

@@ -1,0 +1,117 @@
+//! The credits page: balance and history, a page at a time.
+
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use super::account::when;
+use super::user_page;
+use crate::domain::Credits;
+use crate::error::AppError;
+use crate::services::credits;
+use crate::state::AppState;
+use crate::web::session::SignedIn;
+
+const PER_PAGE: i64 = 20;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PageQuery {
+    /// 1-based; anything unparsable is page 1.
+    page: Option<String>,
+}
+
+pub fn page_number(raw: Option<&str>) -> i64 {
+    raw.and_then(|p| p.parse::<i64>().ok())
+        .filter(|p| (1..=1_000_000).contains(p))
+        .unwrap_or(1)
+}
+
+#[derive(Serialize)]
+struct Row {
+    when: String,
+    kind: String,
+    amount: String,
+    credit: bool,
+    balance: String,
+    description: String,
+}
+
+/// Amounts with their sign (refunds can take a balance below zero).
+fn money(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let magnitude = Credits::from_cents(cents.checked_abs().unwrap_or(i64::MAX));
+    format!("{sign}{magnitude}")
+}
+
+fn kind_name(kind: &str) -> String {
+    match kind {
+        "credit_added" => "Added".into(),
+        "credit_used" => "Used".into(),
+        "purchase" => "Purchase".into(),
+        "subscription_grant" => "Subscription".into(),
+        "refund" => "Refund".into(),
+        other => other.replace('_', " "),
+    }
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Query(query): Query<PageQuery>,
+) -> Response {
+    let user_id = signed_in.current.user.id;
+    let page = page_number(query.page.as_deref());
+    let loaded = async {
+        let (balance, _) = credits::balance(&state, user_id).await?;
+        let (rows, total) =
+            credits::history(&state, user_id, (page - 1) * PER_PAGE, PER_PAGE).await?;
+        Ok::<_, AppError>((balance, rows, total))
+    };
+    let (balance, rows, total) = match loaded.await {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .map(|t| Row {
+            when: when(t.created_at),
+            kind: kind_name(&t.transaction_type),
+            credit: t.amount >= 0,
+            amount: money(t.amount),
+            balance: money(t.balance_after),
+            description: t.description.unwrap_or_default(),
+        })
+        .collect();
+    let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
+    user_page("credits.html", &signed_in)
+        .with("balance", money(balance))
+        .with("transactions", rows)
+        .with("total", total)
+        .with("page", page)
+        .with("pages", pages)
+        .into_response()
+}
+
+/// Where Stripe Checkout sends the browser back (BILLING_SUCCESS_URL's default). The
+/// credits come from the verified webhook, not from this visit, so it promises nothing.
+pub async fn checkout_returned() -> Response {
+    crate::web::render::Page::new("message.html")
+        .with("title", "Thank you")
+        .with(
+            "text",
+            "Your payment is being confirmed. The credits appear in your history as soon as \
+             the payment provider confirms it, usually within a minute.",
+        )
+        .with("link", ("/credits", "Go to your credits"))
+        .into_response()
+}
+
+/// BILLING_CANCEL_URL's default: Checkout was left without paying.
+pub async fn checkout_cancelled() -> Response {
+    crate::web::render::Page::new("message.html")
+        .with("title", "Checkout cancelled")
+        .with("text", "Nothing was charged.")
+        .with("link", ("/credits", "Back to your credits"))
+        .into_response()
+}

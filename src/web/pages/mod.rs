@@ -1,0 +1,127 @@
+//! The pages, one file per group. Handlers parse the form, call the same service as the
+//! API, and answer with a page (errors next to their fields) or a redirect (after success).
+
+mod account;
+mod admin;
+mod auth;
+mod credits;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+use super::csrf;
+use super::render::Page;
+use super::session::{SignedIn, Visitor};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/signup", get(auth::signup_page).post(auth::signup))
+        .route("/logout", post(auth::logout))
+        .route(
+            "/forgot-password",
+            get(auth::forgot_page).post(auth::forgot),
+        )
+        .route("/reset-password", get(auth::reset_page).post(auth::reset))
+        .route("/verify-email", get(auth::verify_link))
+        .route("/cancel-email-change", get(auth::cancel_email_change_link))
+        .route("/account", get(account::page))
+        .route("/account/resend-verification", post(account::resend))
+        .route("/account/email", post(account::change_email))
+        .route("/account/password", post(account::change_password))
+        .route("/account/sessions/revoke", post(account::revoke_session))
+        .route("/account/sessions/revoke-all", post(account::revoke_all))
+        .route("/account/delete", post(account::delete))
+        .route("/credits", get(credits::page))
+        .route("/billing/success", get(credits::checkout_returned))
+        .route("/billing/cancel", get(credits::checkout_cancelled))
+        .route("/admin", get(admin::page))
+        .route("/admin/users/flags", post(admin::change_flags))
+        .route("/admin/credits", post(admin::grant))
+}
+
+/// Sends visitors where they belong: their account, or the sign-in page.
+async fn home(visitor: Visitor) -> Response {
+    let target = if visitor.signed_in.is_some() {
+        "/account"
+    } else {
+        "/login"
+    };
+    Redirect::to(target).into_response()
+}
+
+/// The query of pages that show a message after a redirect: a fixed key, never free text.
+#[derive(Deserialize, Default)]
+pub struct NoticeQuery {
+    notice: Option<String>,
+}
+
+impl NoticeQuery {
+    fn message(&self) -> Option<&'static str> {
+        Some(match self.notice.as_deref()? {
+            "signed_out" => "You have been signed out.",
+            "signed_out_everywhere" => "You have been signed out on every device.",
+            "password_reset" => "Your password has been changed. Sign in with the new one.",
+            "account_deleted" => "Your account has been deleted.",
+            "session_ended" => "Your session has ended. Please sign in again.",
+            "welcome" => "Welcome! We sent you an email with a link to verify your address.",
+            "verification_sent" => "A new verification link is on its way to your inbox.",
+            "email_change_requested" => {
+                "Check your new address: the link we sent there completes the change."
+            }
+            "password_changed" => {
+                "Your password has been changed. Your other devices have been signed out."
+            }
+            "session_revoked" => "The session has been signed out.",
+            "user_updated" => "The account has been updated.",
+            "credits_granted" => "The credits have been granted.",
+            _ => return None,
+        })
+    }
+}
+
+/// What the navigation shows about the signed-in user.
+#[derive(Serialize)]
+struct NavUser<'a> {
+    username: &'a str,
+    is_admin: bool,
+}
+
+fn nav_user(signed_in: &SignedIn) -> NavUser<'_> {
+    NavUser {
+        username: &signed_in.current.user.username,
+        is_admin: signed_in.current.user.is_admin,
+    }
+}
+
+/// A page for a signed-in user, with the navigation and the forms' CSRF token.
+fn user_page(template: &'static str, signed_in: &SignedIn) -> Page {
+    Page::new(template)
+        .with("active", template.trim_end_matches(".html"))
+        .with("user", nav_user(signed_in))
+        .with("csrf", &signed_in.csrf)
+}
+
+/// A state-changing form is accepted only from our own pages with its CSRF token;
+/// otherwise this is the refusal to answer with.
+fn forgery_check(state: &AppState, headers: &HeaderMap, token_ok: bool) -> Option<Response> {
+    if token_ok && csrf::same_origin(&state.config, headers) {
+        return None;
+    }
+    Some(
+        Page::new("message.html")
+            .status(StatusCode::FORBIDDEN)
+            .with("title", "This form has expired")
+            .with(
+                "text",
+                "The form was sent without a valid security token, or from another site. \
+             Go back, reload the page and try again.",
+            )
+            .into_response(),
+    )
+}
