@@ -104,9 +104,10 @@ run() {
     local name=$1
     shift
     say "schemathesis: $name"
-    if "$VENV/bin/st" --config-file "$WORK/schemathesis.toml" run "$WORK/openapi.json" --url "$BASE" \
+    # From the temp dir: schemathesis keeps a cache in its working directory.
+    if (cd "$WORK" && "$VENV/bin/st" --config-file "$WORK/schemathesis.toml" run "$WORK/openapi.json" --url "$BASE" \
         --checks all --max-examples "$MAX_EXAMPLES" --seed 20261123 --mode all \
-        --suppress-health-check all --generation-allow-x00 false --generation-database none --no-color --workers 1 "$@" >"$WORK/st-$name.log" 2>&1; then
+        --suppress-health-check all --generation-allow-x00 false --generation-database none --no-color --workers 1 "$@") >"$WORK/st-$name.log" 2>&1; then
         tail -n 3 "$WORK/st-$name.log"
     else
         cat "$WORK/st-$name.log"
