@@ -13,6 +13,8 @@ use crate::secret::Secret;
 
 mod hardening_auth;
 pub use hardening_auth::HardeningConfig;
+mod billing;
+pub use billing::BillingConfig;
 
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -85,6 +87,7 @@ pub struct Config {
     pub logstash: Option<(String, u16)>,
     /// Login throttle, Redis circuit, outbox lease, pruning.
     pub hardening: HardeningConfig,
+    pub billing: BillingConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -269,6 +272,7 @@ impl Config {
             json_logs: vars.flag("JSON_LOGS", false)?,
             logstash,
             hardening: HardeningConfig::from_vars(&vars)?,
+            billing: BillingConfig::from_vars(&vars)?,
         };
         config.refuse_unsafe_production_settings()?;
         Ok(config)

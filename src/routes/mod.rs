@@ -2,14 +2,17 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod credits;
 pub mod docs;
 pub mod email_links;
 pub mod health;
 mod openapi_contract;
+pub mod plans;
 pub mod sessions;
 pub mod test_info;
 pub mod users;
+pub mod webhooks;
 
 use axum::Router;
 use serde::Serialize;
@@ -27,6 +30,9 @@ pub fn api() -> Router<AppState> {
         .merge(health::router())
         .merge(sessions::router())
         .merge(admin::router())
+        .merge(plans::router())
+        .merge(billing::router())
+        .merge(webhooks::router())
         .merge(test_info::router())
 }
 

@@ -6,6 +6,7 @@ mod smtp;
 mod accounts;
 mod admin;
 mod auth;
+mod billing;
 mod cli;
 mod cli_safety;
 mod contract;
