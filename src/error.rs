@@ -59,6 +59,13 @@ pub enum AppError {
     },
     #[error("service unavailable")]
     Unavailable,
+    /// A service we call (a sign-in provider) failed (502) or cannot be reached (503).
+    #[error("{detail}")]
+    Upstream {
+        status: StatusCode,
+        code: &'static str,
+        detail: String,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -124,6 +131,7 @@ impl AppError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Upstream { status, .. } => *status,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -136,6 +144,10 @@ impl From<StoreError> for AppError {
                 Self::conflict("username_taken", "Username already registered")
             }
             StoreError::EmailTaken => Self::conflict("email_taken", "Email already registered"),
+            StoreError::IdentityTaken => Self::conflict(
+                "identity_in_use",
+                "This sign-in identity is linked to another account",
+            ),
             StoreError::DuplicateReference => Self::conflict(
                 "idempotency_conflict",
                 "reference_id was already used for another transaction",
@@ -167,7 +179,8 @@ impl IntoResponse for AppError {
             Self::BadRequest { code, detail }
             | Self::Forbidden { code, detail }
             | Self::NotFound { code, detail }
-            | Self::Conflict { code, detail } => error_body(status, code, &detail),
+            | Self::Conflict { code, detail }
+            | Self::Upstream { code, detail, .. } => error_body(status, code, &detail),
             Self::Unauthorized { code, detail } => {
                 let mut response = error_body(status, code, &detail);
                 response

@@ -9,7 +9,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, auth, credits, email_links, health, sessions, users, ErrorBody, MessageResponse,
+    admin, auth, credits, email_links, health, identities, oauth, sessions, users, ErrorBody,
+    MessageResponse,
 };
 use crate::services::auth::TokenPair;
 
@@ -25,6 +26,8 @@ use crate::services::auth::TokenPair;
         sessions::list_sessions, sessions::revoke_session, sessions::logout_all, sessions::own_activity,
         admin::list_users, admin::update_user, admin::activity,
         health::health,
+        oauth::providers, oauth::authorize, oauth::callback,
+        identities::list_identities, identities::unlink_identity,
     ),
     components(schemas(ErrorBody, MessageResponse, TokenPair)),
     modifiers(&SecuritySchemes),

@@ -6,6 +6,8 @@ pub mod credits;
 pub mod docs;
 pub mod email_links;
 pub mod health;
+pub mod identities;
+pub mod oauth;
 pub mod sessions;
 pub mod users;
 
@@ -25,6 +27,8 @@ pub fn api() -> Router<AppState> {
         .merge(health::router())
         .merge(sessions::router())
         .merge(admin::router())
+        .merge(oauth::router())
+        .merge(identities::router())
 }
 
 #[derive(Serialize, ToSchema)]

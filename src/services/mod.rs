@@ -4,6 +4,7 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod credits;
+pub mod identity;
 pub mod mail;
 pub mod passwords;
 pub mod tokens;

@@ -3,6 +3,7 @@
 //! in `shared.rs`; each backend adds only what differs (connection setup, migrations,
 //! row locking for the outbox).
 
+mod identities;
 mod models;
 mod postgres;
 mod sql;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use identities::*;
 pub use models::*;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -26,6 +28,9 @@ pub enum StoreError {
     UsernameTaken,
     #[error("email already taken")]
     EmailTaken,
+    /// The provider identity is linked already (to this or another account).
+    #[error("identity already linked")]
+    IdentityTaken,
     /// The idempotency key (user, type, reference_id) is already in the ledger.
     #[error("reference already used")]
     DuplicateReference,
@@ -48,6 +53,9 @@ impl From<sqlx::Error> for StoreError {
                     .constraint()
                     .map(str::to_owned)
                     .unwrap_or_else(|| db.message().to_owned());
+                if what.contains("identities") {
+                    return Self::IdentityTaken;
+                }
                 if what.contains("username_key") {
                     return Self::UsernameTaken;
                 }
@@ -89,9 +97,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the services need from a database: one trait per area, implemented by
 /// both backends.
-pub trait Store: AccountStore + MailStore + CreditStore + ActivityStore {}
+pub trait Store: AccountStore + MailStore + CreditStore + ActivityStore + IdentityStore {}
 
-impl<T: AccountStore + MailStore + CreditStore + ActivityStore> Store for T {}
+impl<T: AccountStore + MailStore + CreditStore + ActivityStore + IdentityStore> Store for T {}
 
 /// Users, sessions, emailed tokens and the schema itself. Methods that change something
 /// security-relevant take the `Activity` to record in the same transaction.

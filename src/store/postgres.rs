@@ -9,8 +9,9 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
 use super::sql::{
-    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store, impl_mail_store,
-    insert_activity, insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, LEDGER_MISMATCHES,
+    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store,
+    impl_identity_store, impl_mail_store, insert_activity, insert_grant, insert_identity,
+    insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES,
     SESSION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
@@ -96,3 +97,4 @@ impl_account_store!(PgStore, MIGRATOR);
 impl_mail_store!(PgStore, MIGRATOR);
 impl_credit_store!(PgStore, MIGRATOR);
 impl_activity_store!(PgStore, MIGRATOR);
+impl_identity_store!(PgStore);

@@ -13,8 +13,9 @@ use sqlx::sqlite::{
 use sqlx::ConnectOptions;
 
 use super::sql::{
-    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store, impl_mail_store,
-    insert_activity, insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, LEDGER_MISMATCHES,
+    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store,
+    impl_identity_store, impl_mail_store, insert_activity, insert_grant, insert_identity,
+    insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES,
     SESSION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
@@ -114,3 +115,4 @@ impl_account_store!(SqliteStore, MIGRATOR);
 impl_mail_store!(SqliteStore, MIGRATOR);
 impl_credit_store!(SqliteStore, MIGRATOR);
 impl_activity_store!(SqliteStore, MIGRATOR);
+impl_identity_store!(SqliteStore);

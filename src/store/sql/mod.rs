@@ -7,11 +7,13 @@
 mod accounts;
 mod activity;
 mod credits;
+mod identities;
 mod mail;
 
 pub(super) use accounts::impl_account_store;
 pub(super) use activity::impl_activity_store;
 pub(super) use credits::impl_credit_store;
+pub(super) use identities::{impl_identity_store, insert_identity, IDENTITY_COLUMNS};
 pub(super) use mail::impl_mail_store;
 
 pub(in crate::store) const USER_COLUMNS: &str =
