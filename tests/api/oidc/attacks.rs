@@ -32,15 +32,23 @@ async fn badly_signed_tokens_are_refused_and_good_ones_accepted(backend: Backend
     provider.sign_next(Signing::Es256, "ctl-ec", "ec@example.com");
     let tokens = ok_json(login_via(&app, "ctl").await).await;
     assert_eq!(tokens["is_new_user"], true);
+    // Keys are cached: an unknown key id refetches the set at most every 30 s, so a
+    // stream of tokens with made-up ids costs the provider nothing.
+    assert_eq!(provider.jwks_fetches(), 1);
     // The refused tokens created nothing: mallory has no account.
     let r = app.login_raw("mallory", "whatever password").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 
 async fn an_unreachable_provider_is_degraded_not_fatal(backend: Backend) {
-    // Nothing listens there: discovery fails at start, the service starts anyway.
+    // Nothing listens there yet: discovery fails at start, the service starts anyway.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let issuer = format!("http://127.0.0.1:{port}");
     let app = spawn_app_with(backend, |vars| {
-        add_provider(vars, "down", "http://127.0.0.1:9");
+        add_provider(vars, "down", &issuer);
         vars.insert("OIDC_DISCOVERY_RETRY_SECONDS".into(), "1".into());
     })
     .await;
@@ -55,6 +63,19 @@ async fn an_unreachable_provider_is_degraded_not_fatal(backend: Backend) {
     // Password sign-in is unaffected.
     let user = app.register("unaffected").await;
     app.login(&user.username, &user.password).await;
+
+    // When the provider comes up, the background retry finds it.
+    let _provider = ControlledProvider::start_on(port).await;
+    let mut status = serde_json::Value::Null;
+    for _ in 0..300 {
+        let health: serde_json::Value = app.get("/health", None).await.json().await.unwrap();
+        status = health["checks"]["oidc"]["down"]["status"].clone();
+        if status == "ok" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "ok");
 }
 
 both_backends!(

@@ -45,6 +45,7 @@ struct Shared {
     signing: Signing,
     sub: String,
     email: String,
+    jwks_fetches: usize,
 }
 
 pub struct ControlledProvider {
@@ -61,7 +62,13 @@ impl Drop for ControlledProvider {
 
 impl ControlledProvider {
     pub async fn start() -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(0).await
+    }
+
+    pub async fn start_on(port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let shared = Arc::new(Mutex::new(Shared {
             issuer: issuer.clone(),
@@ -69,13 +76,11 @@ impl ControlledProvider {
             signing: Signing::Rs256,
             sub: "controlled-user".into(),
             email: "controlled@example.com".into(),
+            jwks_fetches: 0,
         }));
         let router = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
-            .route(
-                "/jwks",
-                get(|| async { ([(header::CONTENT_TYPE, "application/json")], JWKS) }),
-            )
+            .route("/jwks", get(jwks))
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .with_state(shared.clone());
@@ -89,6 +94,11 @@ impl ControlledProvider {
         }
     }
 
+    /// How often the service fetched the key set.
+    pub fn jwks_fetches(&self) -> usize {
+        self.shared.lock().unwrap().jwks_fetches
+    }
+
     pub fn sign_next(&self, signing: Signing, sub: &str, email: &str) {
         let mut shared = self.shared.lock().unwrap();
         shared.signing = signing;
@@ -98,6 +108,11 @@ impl ControlledProvider {
 }
 
 type Ctx = State<Arc<Mutex<Shared>>>;
+
+async fn jwks(State(shared): Ctx) -> impl IntoResponse {
+    shared.lock().unwrap().jwks_fetches += 1;
+    ([(header::CONTENT_TYPE, "application/json")], JWKS)
+}
 
 async fn discovery(State(shared): Ctx) -> Json<Value> {
     let issuer = shared.lock().unwrap().issuer.clone();

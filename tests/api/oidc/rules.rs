@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{add_provider, authorize, browser_code, callback, exec_sql, login_via, MockProvider};
 use crate::both_backends;
-use crate::helpers::{assert_error, ok_json, spawn_app_with, Backend, TestApp, PASSWORD};
+use crate::helpers::{assert_error, join_all, ok_json, spawn_app_with, Backend, TestApp, PASSWORD};
 
 /// The mock registered twice, as `mock` and `other`, so a state can be taken elsewhere.
 async fn app_with_mock(backend: Backend) -> Option<(TestApp, MockProvider)> {
@@ -66,7 +66,29 @@ async fn the_last_sign_in_method_cannot_be_unlinked(backend: Backend) {
     mock.sign_in_as("mock-solo", "solo@example.com").await;
     let tokens = ok_json(login_via(&app, "mock").await).await;
     let access = tokens["access_token"].as_str().unwrap();
-    let r = app.delete("/auth/identities/mock", Some(access)).await;
+    // A second identity (the same provider under another name) ...
+    let (url, state) = authorize(&app, "other", json!({"intent": "link"}), Some(access)).await;
+    let code = browser_code(&url, &state).await;
+    ok_json(callback(&app, "other", &code, &state, Some(access)).await).await;
+    // ... then both unlinked at once: one may go, the other is the last way to sign in.
+    let statuses: Vec<StatusCode> = join_all(["mock", "other"].into_iter().map(|p| {
+        let path = format!("/auth/identities/{p}");
+        let app = &app;
+        async move { app.delete(&path, Some(access)).await.status() }
+    }))
+    .await;
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [StatusCode::OK, StatusCode::BAD_REQUEST],
+        "{statuses:?}"
+    );
+    let left = ok_json(app.get("/auth/identities", Some(access)).await).await;
+    let left = left[0]["provider"].as_str().unwrap().to_owned();
+    let r = app
+        .delete(&format!("/auth/identities/{left}"), Some(access))
+        .await;
     assert_error(r, StatusCode::BAD_REQUEST, "last_sign_in_method").await;
 
     // The reset flow gives the account a password; then the identity may go.
@@ -90,7 +112,11 @@ async fn the_last_sign_in_method_cannot_be_unlinked(backend: Backend) {
     ok_json(r).await;
     let fresh = app.login("solo", PASSWORD).await;
     let access = fresh["access_token"].as_str().unwrap();
-    ok_json(app.delete("/auth/identities/mock", Some(access)).await).await;
+    ok_json(
+        app.delete(&format!("/auth/identities/{left}"), Some(access))
+            .await,
+    )
+    .await;
 }
 
 async fn states_are_single_use_short_lived_and_bound_to_their_provider(backend: Backend) {
@@ -109,6 +135,22 @@ async fn states_are_single_use_short_lived_and_bound_to_their_provider(backend: 
     ok_json(callback(&app, "mock", &code, &state, None).await).await;
     let r = callback(&app, "mock", &code, &state, None).await;
     assert_error(r, StatusCode::BAD_REQUEST, "invalid_state").await;
+
+    // Raced: of concurrent callbacks with one state, exactly one goes through.
+    mock.sign_in_as("mock-race", "race@example.com").await;
+    let (url, state) = authorize(&app, "mock", json!({}), None).await;
+    let code = browser_code(&url, &state).await;
+    let statuses = join_all((0..5).map(|_| {
+        let (app, code, state) = (&app, &code, &state);
+        async move { callback(app, "mock", code, state, None).await.status() }
+    }))
+    .await;
+    let won = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::BAD_REQUEST)
+        .count();
+    assert_eq!((won, refused), (1, 4), "{statuses:?}");
 
     // From another provider.
     let (url, state) = authorize(&app, "mock", json!({}), None).await;
