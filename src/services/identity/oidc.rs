@@ -139,6 +139,13 @@ pub fn oauth_failed(detail: impl Into<String>) -> AppError {
 }
 
 impl OidcProviders {
+    /// Builds the registry and starts discovering its providers in the background.
+    pub fn start(config: &OidcConfig) -> anyhow::Result<Arc<Self>> {
+        let providers = Arc::new(Self::new(config)?);
+        providers.spawn_discovery();
+        Ok(providers)
+    }
+
     pub fn new(config: &OidcConfig) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(HTTP_TIMEOUT)
@@ -316,10 +323,11 @@ impl OidcProviders {
             .key_for(provider, &metadata, header.kid.as_deref())
             .await?
             .ok_or_else(invalid)?;
+        // A key published for one algorithm is not used with another.
         if jwk
             .common
             .key_algorithm
-            .is_some_and(|a| format!("{a:?}") != format!("{:?}", header.alg))
+            .is_some_and(|a| a.to_string().parse::<Algorithm>().ok() != Some(header.alg))
         {
             return Err(invalid());
         }
@@ -409,13 +417,4 @@ impl OidcProviders {
 /// The PKCE S256 challenge of a verifier.
 pub fn pkce_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
-impl OidcProviders {
-    /// Builds the registry and starts discovering its providers in the background.
-    pub fn start(config: &OidcConfig) -> anyhow::Result<Arc<Self>> {
-        let providers = Arc::new(Self::new(config)?);
-        providers.spawn_discovery();
-        Ok(providers)
-    }
 }
