@@ -13,6 +13,8 @@ use crate::secret::Secret;
 
 mod oidc;
 pub use oidc::{OidcConfig, OidcProviderConfig};
+mod hardening_auth;
+pub use hardening_auth::HardeningConfig;
 
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -85,6 +87,8 @@ pub struct Config {
     pub logstash: Option<(String, u16)>,
     /// Sign in with Google and other OpenID Connect providers (DESIGN §10).
     pub oidc: OidcConfig,
+    /// Login throttle, Redis circuit, outbox lease, pruning.
+    pub hardening: HardeningConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -264,6 +268,7 @@ impl Config {
             json_logs: vars.flag("JSON_LOGS", false)?,
             logstash,
             oidc: OidcConfig::from_vars(&vars)?,
+            hardening: HardeningConfig::from_vars(&vars)?,
         };
         config.refuse_unsafe_production_settings()?;
         Ok(config)

@@ -10,9 +10,9 @@ use sqlx::ConnectOptions;
 
 use super::sql::{
     claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store,
-    impl_identity_store, impl_mail_store, insert_activity, insert_grant, insert_identity,
-    insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES,
-    SESSION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+    impl_identity_store, impl_lifecycle_store, impl_mail_store, insert_activity, insert_grant,
+    insert_identity, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, IDENTITY_COLUMNS,
+    LEDGER_MISMATCHES, SESSION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -27,6 +27,9 @@ impl PgStore {
 
     /// `SKIP LOCKED` lets several instances' workers claim disjoint batches without waiting.
     const CLAIM_MAIL: &'static str = claim_mail_sql!("FOR UPDATE SKIP LOCKED");
+
+    /// Locks a user's row for the rest of the transaction (limits counted under it).
+    const LOCK_USER: &'static str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
 
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url)?
@@ -98,3 +101,4 @@ impl_mail_store!(PgStore, MIGRATOR);
 impl_credit_store!(PgStore, MIGRATOR);
 impl_activity_store!(PgStore, MIGRATOR);
 impl_identity_store!(PgStore);
+impl_lifecycle_store!(PgStore);

@@ -14,9 +14,9 @@ use sqlx::ConnectOptions;
 
 use super::sql::{
     claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store,
-    impl_identity_store, impl_mail_store, insert_activity, insert_grant, insert_identity,
-    insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES,
-    SESSION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+    impl_identity_store, impl_lifecycle_store, impl_mail_store, insert_activity, insert_grant,
+    insert_identity, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, IDENTITY_COLUMNS,
+    LEDGER_MISMATCHES, SESSION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -32,6 +32,9 @@ impl SqliteStore {
 
     /// The single writer connection already serialises claims.
     const CLAIM_MAIL: &'static str = claim_mail_sql!("");
+
+    /// Locks a user's row for the rest of the transaction (limits counted under it).
+    const LOCK_USER: &'static str = "SELECT id FROM users WHERE id = $1";
 
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -116,3 +119,4 @@ impl_mail_store!(SqliteStore, MIGRATOR);
 impl_credit_store!(SqliteStore, MIGRATOR);
 impl_activity_store!(SqliteStore, MIGRATOR);
 impl_identity_store!(SqliteStore);
+impl_lifecycle_store!(SqliteStore);
