@@ -6,6 +6,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::protection::Limiter;
+use crate::services::billing::stripe::StripeClient;
 use crate::services::identity::OidcProviders;
 use crate::services::mail::MailComposer;
 use crate::services::passwords::PasswordService;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub mail_wakeup: Arc<Notify>,
     /// Sign-in providers: discovery and keys, cached (DESIGN §10).
     pub identity: Arc<OidcProviders>,
+    /// `None` when billing is off (no STRIPE_SECRET_KEY).
+    pub stripe: Option<Arc<StripeClient>>,
 }
 
 impl AppState {
@@ -36,6 +39,7 @@ impl AppState {
             mail: Arc::new(MailComposer::new(&config.frontend_url)?),
             mail_wakeup: Arc::new(Notify::new()),
             identity: OidcProviders::start(&config.oidc)?,
+            stripe: StripeClient::from_config(&config.billing)?.map(Arc::new),
             config: Arc::new(config),
             store,
         })

@@ -9,10 +9,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
 use super::sql::{
-    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store,
-    impl_identity_store, impl_lifecycle_store, impl_mail_store, insert_activity, insert_grant,
-    insert_identity, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, IDENTITY_COLUMNS,
-    LEDGER_MISMATCHES, SESSION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+    claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
+    impl_credit_store, impl_identity_store, impl_lifecycle_store, impl_mail_store, insert_activity,
+    insert_grant, insert_identity, insert_mail, PaymentRow, CONSUME_TOKEN, CREDIT_COLUMNS,
+    EVENT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES, PLAN_COLUMNS, SESSION_COLUMNS,
+    SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -102,3 +103,4 @@ impl_credit_store!(PgStore, MIGRATOR);
 impl_activity_store!(PgStore, MIGRATOR);
 impl_identity_store!(PgStore);
 impl_lifecycle_store!(PgStore);
+impl_billing_store!(PgStore, sqlx::PgConnection);

@@ -10,7 +10,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use reqwest::StatusCode;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -118,16 +117,15 @@ pub struct OidcProviders {
 }
 
 fn unavailable(provider: &str) -> AppError {
-    AppError::Upstream {
-        status: StatusCode::SERVICE_UNAVAILABLE,
+    // 503 with our own code (the variant billing uses for a switched-off feature).
+    AppError::Disabled {
         code: "provider_unavailable",
         detail: format!("The sign-in provider {provider} cannot be reached; try again later"),
     }
 }
 
 fn provider_error(provider: &str) -> AppError {
-    AppError::Upstream {
-        status: StatusCode::BAD_GATEWAY,
+    AppError::BadGateway {
         code: "provider_unavailable",
         detail: format!("The sign-in provider {provider} answered with an error"),
     }

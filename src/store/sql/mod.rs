@@ -6,6 +6,7 @@
 
 mod accounts;
 mod activity;
+mod billing;
 mod credits;
 mod identities;
 mod lifecycle;
@@ -13,6 +14,10 @@ mod mail;
 
 pub(super) use accounts::impl_account_store;
 pub(super) use activity::impl_activity_store;
+pub(super) use billing::{
+    clawback_target, impl_billing_store, PaymentRow, EVENT_COLUMNS, PLAN_COLUMNS,
+    SUBSCRIPTION_COLUMNS,
+};
 pub(super) use credits::impl_credit_store;
 pub(super) use identities::{impl_identity_store, insert_identity, IDENTITY_COLUMNS};
 pub(super) use lifecycle::impl_lifecycle_store;
