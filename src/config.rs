@@ -11,6 +11,8 @@ use rand::RngCore;
 
 use crate::secret::Secret;
 
+mod oidc;
+pub use oidc::{OidcConfig, OidcProviderConfig};
 mod hardening_auth;
 pub use hardening_auth::HardeningConfig;
 mod billing;
@@ -88,6 +90,8 @@ pub struct Config {
     pub json_logs: bool,
     /// `Some((host, port))` when ENABLE_LOGSTASH: JSON log lines are also sent over TCP.
     pub logstash: Option<(String, u16)>,
+    /// Sign in with Google and other OpenID Connect providers (DESIGN §10).
+    pub oidc: OidcConfig,
     /// Login throttle, Redis circuit, outbox lease, pruning.
     pub hardening: HardeningConfig,
     pub billing: BillingConfig,
@@ -278,6 +282,7 @@ impl Config {
             log_level: checked_log_level(vars.or("LOG_LEVEL", "INFO"))?,
             json_logs: vars.flag("JSON_LOGS", false)?,
             logstash,
+            oidc: OidcConfig::from_vars(&vars)?,
             hardening: HardeningConfig::from_vars(&vars)?,
             billing: BillingConfig::from_vars(&vars)?,
         };

@@ -143,6 +143,10 @@ impl From<StoreError> for AppError {
                 Self::conflict("username_taken", "Username already registered")
             }
             StoreError::EmailTaken => Self::conflict("email_taken", "Email already registered"),
+            StoreError::IdentityTaken => Self::conflict(
+                "identity_in_use",
+                "This sign-in identity is linked to another account",
+            ),
             StoreError::DuplicateReference => Self::conflict(
                 "idempotency_conflict",
                 "reference_id was already used for another transaction",

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::identities::IdentityResponse;
 use super::sessions::{activity_page, ActivityPage};
 use super::{page_limit, ErrorBody};
 use crate::caller::ClientInfo;
@@ -32,6 +33,31 @@ pub struct AdminUserResponse {
     is_active: bool,
     is_verified: bool,
     created_at: DateTime<Utc>,
+    /// Linked sign-in providers.
+    identities: Vec<IdentityResponse>,
+}
+
+/// The accounts with their linked identities (one query for all of them).
+async fn with_identities(
+    state: &AppState,
+    users: Vec<User>,
+) -> Result<Vec<AdminUserResponse>, AppError> {
+    let ids: Vec<i64> = users.iter().map(|u| u.id).collect();
+    let identities = state.store.identities_of_users(&ids).await?;
+    Ok(users
+        .into_iter()
+        .map(|u| {
+            let id = u.id;
+            let mut response = AdminUserResponse::from(u);
+            response.identities = identities
+                .iter()
+                .filter(|i| i.user_id == id)
+                .cloned()
+                .map(Into::into)
+                .collect();
+            response
+        })
+        .collect())
 }
 
 impl From<User> for AdminUserResponse {
@@ -44,6 +70,7 @@ impl From<User> for AdminUserResponse {
             is_active: u.is_active,
             is_verified: u.is_verified,
             created_at: u.created_at,
+            identities: Vec::new(),
         }
     }
 }
@@ -88,7 +115,7 @@ async fn list_users(
     )
     .await?;
     Ok(Json(UsersPage {
-        users: users.into_iter().map(Into::into).collect(),
+        users: with_identities(&state, users).await?,
         total_count,
     }))
 }
@@ -126,7 +153,8 @@ async fn update_user(
         is_verified: req.is_verified,
     };
     let updated = admin_service::update_flags(&state, &admin, &username, flags, &client).await?;
-    Ok(Json(updated.into()))
+    let mut updated = with_identities(&state, vec![updated]).await?;
+    updated.pop().map(Json).ok_or_else(AppError::user_not_found)
 }
 
 #[derive(Deserialize, IntoParams)]

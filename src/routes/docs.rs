@@ -9,8 +9,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, auth, billing, credits, email_links, health, plans, sessions, test_info, users,
-    webhooks, ErrorBody, MessageResponse,
+    admin, auth, billing, credits, email_links, health, identities, oauth, plans, sessions,
+    test_info, users, webhooks, ErrorBody, MessageResponse,
 };
 use crate::services::auth::TokenPair;
 
@@ -27,6 +27,8 @@ use crate::services::auth::TokenPair;
         sessions::list_sessions, sessions::revoke_session, sessions::logout_all, sessions::own_activity,
         admin::list_users, admin::update_user, admin::activity,
         health::health,
+        oauth::providers, oauth::authorize, oauth::callback,
+        identities::list_identities, identities::unlink_identity,
         plans::list_plans, plans::admin_list_plans, plans::create_plan, plans::update_plan,
         billing::checkout, billing::portal, billing::subscription, billing::cancel_subscription,
         billing::payment_methods, billing::detach_payment_method, billing::events,

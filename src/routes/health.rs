@@ -61,7 +61,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
     let database_ok = matches!(database, Ok(Ok(())));
     let redis = state.limiter.redis_status().await;
-    let body = json!({
+    let mut body = json!({
         "status": if database_ok { "ok" } else { "unavailable" },
         "version": env!("CARGO_PKG_VERSION"),
         "checks": {
@@ -73,6 +73,19 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "redis": { "status": redis },
         },
     });
+    let providers = state.identity.all();
+    if !providers.is_empty() {
+        // Not discovered yet (or not reachable): degraded, retried in the background;
+        // still 200, since every other sign-in method works.
+        let oidc: serde_json::Map<String, Value> = providers
+            .iter()
+            .map(|p| {
+                let status = if p.is_discovered() { "ok" } else { "degraded" };
+                (p.config.name.clone(), json!({ "status": status }))
+            })
+            .collect();
+        body["checks"]["oidc"] = Value::Object(oidc);
+    }
     let status = if database_ok {
         StatusCode::OK
     } else {

@@ -7,6 +7,8 @@ pub mod credits;
 pub mod docs;
 pub mod email_links;
 pub mod health;
+pub mod identities;
+pub mod oauth;
 mod openapi_contract;
 pub mod plans;
 pub mod sessions;
@@ -30,6 +32,8 @@ pub fn api() -> Router<AppState> {
         .merge(health::router())
         .merge(sessions::router())
         .merge(admin::router())
+        .merge(oauth::router())
+        .merge(identities::router())
         .merge(plans::router())
         .merge(billing::router())
         .merge(webhooks::router())

@@ -23,6 +23,8 @@ pub const SESSION_REVOKE: &str = "session_revoke";
 pub const CREDITS_ADD: &str = "credits_add";
 pub const CREDITS_USE: &str = "credits_use";
 pub const ADMIN_UPDATE: &str = "admin_update";
+pub const IDENTITY_LINKED: &str = "identity_linked";
+pub const IDENTITY_UNLINKED: &str = "identity_unlinked";
 
 /// An event of `user_id` (when known) from `client`, happening now.
 pub fn activity(

@@ -95,6 +95,12 @@ pub async fn login(
         .map_err(too_many_failures)?;
     let user = state.store.user_by_login(&identifier).await?;
     let verified = match &user {
+        // An account created through a sign-in provider has no password: it fails like
+        // a wrong password, after the same work.
+        Some(user) if user.password_hash.is_empty() => {
+            state.passwords.verify_dummy(password).await?;
+            false
+        }
         Some(user) => {
             state
                 .passwords
@@ -155,6 +161,17 @@ pub async fn start_session(
     client: &ClientInfo,
     event: Option<&'static str>,
 ) -> Result<TokenPair, AppError> {
+    let activity = event.map(|event| audit::plain(event, Some(user.id), client));
+    start_session_recording(state, user, client, activity).await
+}
+
+/// Starts a session and records `activity` (with its details) in the same transaction.
+pub async fn start_session_recording(
+    state: &AppState,
+    user: &User,
+    client: &ClientInfo,
+    activity: Option<crate::store::Activity>,
+) -> Result<TokenPair, AppError> {
     let created_at = now();
     let refresh_token = new_opaque_token();
     let session = NewSession {
@@ -166,7 +183,6 @@ pub async fn start_session(
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
     };
-    let activity = event.map(|event| audit::plain(event, Some(user.id), client));
     state
         .store
         .create_session(&session, activity.as_ref())

@@ -5,6 +5,7 @@
 
 mod billing_models;
 pub mod connect_error;
+mod identities;
 mod models;
 mod postgres;
 mod sql;
@@ -17,6 +18,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use billing_models::*;
+pub use identities::*;
 pub use models::*;
 pub use postgres::PgStore;
 pub use sqlite::{unapplied_migrations as sqlite_unapplied_migrations, SqliteStore};
@@ -29,6 +31,9 @@ pub enum StoreError {
     UsernameTaken,
     #[error("email already taken")]
     EmailTaken,
+    /// The provider identity is linked already (to this or another account).
+    #[error("identity already linked")]
+    IdentityTaken,
     /// The idempotency key (user, type, reference_id) is already in the ledger.
     #[error("reference already used")]
     DuplicateReference,
@@ -54,6 +59,9 @@ impl From<sqlx::Error> for StoreError {
                     .constraint()
                     .map(str::to_owned)
                     .unwrap_or_else(|| db.message().to_owned());
+                if what.contains("identities") {
+                    return Self::IdentityTaken;
+                }
                 if what.contains("plans") {
                     return Self::PlanTaken;
                 }
@@ -99,12 +107,24 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// Everything the services need from a database: one trait per area, implemented by
 /// both backends.
 pub trait Store:
-    AccountStore + LifecycleStore + MailStore + CreditStore + ActivityStore + BillingStore
+    AccountStore
+    + LifecycleStore
+    + MailStore
+    + CreditStore
+    + ActivityStore
+    + BillingStore
+    + IdentityStore
 {
 }
 
 impl<T> Store for T where
-    T: AccountStore + LifecycleStore + MailStore + CreditStore + ActivityStore + BillingStore
+    T: AccountStore
+        + LifecycleStore
+        + MailStore
+        + CreditStore
+        + ActivityStore
+        + BillingStore
+        + IdentityStore
 {
 }
 

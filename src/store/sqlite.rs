@@ -14,9 +14,10 @@ use sqlx::ConnectOptions;
 
 use super::sql::{
     claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
-    impl_credit_store, impl_lifecycle_store, impl_mail_store, insert_activity, insert_grant,
-    insert_mail, PaymentRow, CONSUME_TOKEN, CREDIT_COLUMNS, EVENT_COLUMNS, LEDGER_MISMATCHES,
-    PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+    impl_credit_store, impl_identity_store, impl_lifecycle_store, impl_mail_store, insert_activity,
+    insert_grant, insert_identity, insert_mail, PaymentRow, CONSUME_TOKEN, CREDIT_COLUMNS,
+    EVENT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES, PLAN_COLUMNS, SESSION_COLUMNS,
+    SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -132,5 +133,6 @@ impl_account_store!(SqliteStore, MIGRATOR);
 impl_mail_store!(SqliteStore, MIGRATOR);
 impl_credit_store!(SqliteStore, MIGRATOR);
 impl_activity_store!(SqliteStore, MIGRATOR);
+impl_identity_store!(SqliteStore);
 impl_lifecycle_store!(SqliteStore);
 impl_billing_store!(SqliteStore, sqlx::SqliteConnection);

@@ -16,6 +16,7 @@ mod email_flows;
 mod hardening;
 mod import_fastapi;
 mod logs;
+mod oidc;
 mod protection;
 mod readme;
 mod scale_out;

@@ -56,6 +56,14 @@ impl MailComposer {
                 "email_changed_notice.html",
                 include_str!("../../../templates/email/email_changed_notice.html"),
             ),
+            (
+                "welcome_provider.txt",
+                include_str!("../../../templates/email/welcome_provider.txt"),
+            ),
+            (
+                "welcome_provider.html",
+                include_str!("../../../templates/email/welcome_provider.html"),
+            ),
         ] {
             templates.add_template(name, source)?;
         }
@@ -82,6 +90,18 @@ impl MailComposer {
             "Welcome! Please verify your email address",
             ctx,
         )
+    }
+
+    /// For an account created through a sign-in provider: verified already, so no
+    /// verification link; it points to the reset flow for setting a password.
+    pub fn welcome_from_provider(
+        &self,
+        to: &str,
+        username: &str,
+        provider: &str,
+    ) -> anyhow::Result<OutgoingMail> {
+        let ctx = context! { username, provider, link => format!("{}/forgot-password", self.frontend_url) };
+        self.render("welcome_provider", to, "Welcome!", ctx)
     }
 
     pub fn password_reset(

@@ -8,6 +8,7 @@ mod accounts;
 mod activity;
 mod billing;
 mod credits;
+mod identities;
 mod lifecycle;
 mod mail;
 
@@ -18,6 +19,7 @@ pub(super) use billing::{
     SUBSCRIPTION_COLUMNS,
 };
 pub(super) use credits::impl_credit_store;
+pub(super) use identities::{impl_identity_store, insert_identity, IDENTITY_COLUMNS};
 pub(super) use lifecycle::impl_lifecycle_store;
 pub(super) use mail::impl_mail_store;
 
