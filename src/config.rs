@@ -11,6 +11,9 @@ use rand::RngCore;
 
 use crate::secret::Secret;
 
+mod server;
+pub use server::{CorsPolicy, ServerConfig};
+
 const MIN_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +72,8 @@ pub struct Config {
     pub internal_api_keys: Vec<Secret>,
     pub mail: MailConfig,
     pub frontend_url: String,
-    pub cors_origins: Vec<String>,
+    /// Connection limits and CORS.
+    pub server: ServerConfig,
     pub rate_limit_auth_per_minute: u32,
     pub rate_limit_default_per_minute: u32,
     /// Peers whose X-Forwarded-For is believed.
@@ -247,7 +251,7 @@ impl Config {
                 .or("FRONTEND_URL", "http://localhost:8080")
                 .trim_end_matches('/')
                 .to_owned(),
-            cors_origins: vars.list("CORS_ORIGINS"),
+            server: ServerConfig::from_vars(&vars, vars.parse("DB_MAX_CONNECTIONS", 8)?)?,
             rate_limit_auth_per_minute: vars.parse("RATE_LIMIT_AUTH_PER_MINUTE", 100)?,
             rate_limit_default_per_minute: vars.parse("RATE_LIMIT_DEFAULT_PER_MINUTE", 1000)?,
             trusted_proxies: crate::protection::client_ip::parse_trusted(

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{page_limit, ErrorBody, MessageResponse};
 use crate::caller::{ClientInfo, CurrentUser};
+use crate::domain::is_storable;
 use crate::error::AppError;
 use crate::extract::AppQuery;
 use crate::services::audit;
@@ -81,6 +82,10 @@ async fn revoke_session(
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<Json<MessageResponse>, AppError> {
+    // No session id holds a NUL; PostgreSQL could not even look one up.
+    if !is_storable(&id) {
+        return Err(AppError::not_found("Session not found"));
+    }
     let activity = audit::activity(
         audit::SESSION_REVOKE,
         Some(current.user.id),
