@@ -98,6 +98,8 @@ fn open_files_limit() -> Option<u64> {
         };
         // SAFETY: getrlimit only writes into the struct we pass.
         let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+        // rlim_t is u64 on Linux but not on every unix.
+        #[allow(clippy::unnecessary_cast)]
         (ok && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
     }
     #[cfg(not(unix))]
