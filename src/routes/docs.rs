@@ -80,15 +80,18 @@ const DOCS_PAGE: &str = r#"<!DOCTYPE html>
 <link rel="stylesheet" href="/docs/swagger-ui.css">
 </head>
 <body>
-<div id="swagger-ui"></div>
+<div id="swagger-ui" data-spec="/openapi.json"></div>
 <script src="/docs/swagger-ui-bundle.js"></script>
 <script src="/docs/swagger-initializer.js"></script>
 </body>
 </html>
 "#;
 
-const DOCS_INITIALIZER: &str =
-    "window.onload = () => { window.ui = SwaggerUIBundle({ url: '/openapi.json', dom_id: '#swagger-ui' }); };\n";
+/// Starts Swagger UI on the document the page names (`data-spec`).
+const DOCS_INITIALIZER: &str = "window.onload = () => {\n\
+  const root = document.getElementById('swagger-ui');\n\
+  window.ui = SwaggerUIBundle({ url: root.dataset.spec, dom_id: '#swagger-ui' });\n\
+};\n";
 
 async fn docs_page() -> impl IntoResponse {
     (
