@@ -32,13 +32,17 @@ pub enum Command {
         #[command(subcommand)]
         action: MigrateAction,
     },
-    /// Create a verified admin, or promote an existing user. The password is read from the
-    /// first line of standard input, or from ADMIN_PASSWORD.
+    /// Create a verified admin. The password is read from the first line of standard
+    /// input, or from ADMIN_PASSWORD. An existing account is never taken over: it is
+    /// promoted only with --promote and only when --email is that account's own.
     CreateAdmin {
         #[arg(long)]
         username: String,
         #[arg(long)]
         email: String,
+        /// Make an existing account (whose email is --email) an admin; its password stays.
+        #[arg(long)]
+        promote: bool,
     },
     /// Print the OpenAPI document.
     Openapi,
@@ -73,7 +77,11 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => App::build(config).await?.run_until(shutdown_signal()).await,
         Command::Migrate { action } => migrate(&config, action).await,
-        Command::CreateAdmin { username, email } => create_admin(&config, &username, &email).await,
+        Command::CreateAdmin {
+            username,
+            email,
+            promote,
+        } => create_admin(&config, &username, &email, promote).await,
         Command::Ledger {
             action: LedgerAction::Verify,
         } => verify_ledger(&config).await,
@@ -129,13 +137,72 @@ async fn verify_ledger(config: &Config) -> anyhow::Result<()> {
     )
 }
 
-async fn create_admin(config: &Config, username: &str, email: &str) -> anyhow::Result<()> {
+async fn create_admin(
+    config: &Config,
+    username: &str,
+    email: &str,
+    promote: bool,
+) -> anyhow::Result<()> {
     let username = Username::parse(username)
         .map_err(anyhow::Error::msg)
         .context("--username")?;
     let email = Email::parse(email)
         .map_err(anyhow::Error::msg)
         .context("--email")?;
+    let store = store::connect_and_migrate(config).await?;
+    if let Some(existing) = store.user_by_username(&username.key()).await? {
+        if !promote {
+            bail!(
+                "an account named {} already exists; nothing was changed. To make that account \
+                 an admin, run again with --promote and its own email as --email",
+                existing.username
+            );
+        }
+        // Compared in the UPDATE itself, so the account cannot change in between.
+        let Some(user) = store
+            .promote_admin(&username.key(), email.as_str(), now())
+            .await?
+        else {
+            bail!(
+                "--email does not match the email of the account named {}; nothing was changed",
+                existing.username
+            );
+        };
+        println!(
+            "promoted {} (id {}) to admin; its password is unchanged",
+            user.username, user.id
+        );
+        return Ok(());
+    }
+    let password = Password::parse(read_admin_password()?).map_err(anyhow::Error::msg)?;
+    let passwords = PasswordService::new(config);
+    let password_hash = passwords
+        .hash(&password, "password")
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let new_user = NewUser {
+        username_key: username.key(),
+        username: username.into(),
+        email: email.into(),
+        password_hash,
+        is_admin: true,
+        is_verified: true,
+        created_at: now(),
+    };
+    match store.create_admin(&new_user).await {
+        Ok(user) => println!("created admin {} (id {})", user.username, user.id),
+        Err(store::StoreError::EmailTaken) => {
+            bail!("that email belongs to another account; nothing was changed")
+        }
+        Err(store::StoreError::UsernameTaken) => {
+            bail!("that username was just taken by another account; nothing was changed")
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+fn read_admin_password() -> anyhow::Result<String> {
     let password = match std::env::var("ADMIN_PASSWORD") {
         Ok(p) if !p.is_empty() => p,
         _ => {
@@ -150,29 +217,7 @@ async fn create_admin(config: &Config, username: &str, email: &str) -> anyhow::R
     if password.is_empty() {
         bail!("no password: pipe it on standard input or set ADMIN_PASSWORD");
     }
-    let password = Password::parse(password).map_err(anyhow::Error::msg)?;
-    let passwords = PasswordService::new(config);
-    let password_hash = passwords
-        .hash(&password, "password")
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let store = store::connect_and_migrate(config).await?;
-    let new_user = NewUser {
-        username_key: username.key(),
-        username: username.into(),
-        email: email.into(),
-        password_hash,
-        is_admin: true,
-        is_verified: true,
-        created_at: now(),
-    };
-    match store.upsert_admin(&new_user).await {
-        Ok((user, true)) => println!("created admin {} (id {})", user.username, user.id),
-        Ok((user, false)) => println!("promoted {} (id {}) to admin", user.username, user.id),
-        Err(store::StoreError::EmailTaken) => bail!("that email belongs to another account"),
-        Err(e) => return Err(e.into()),
-    }
-    Ok(())
+    Ok(password)
 }
 
 async fn shutdown_signal() {

@@ -13,6 +13,8 @@ use crate::secret::Secret;
 
 mod server;
 pub use server::{CorsPolicy, ServerConfig};
+mod hardening_auth;
+pub use hardening_auth::HardeningConfig;
 
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -84,6 +86,8 @@ pub struct Config {
     pub json_logs: bool,
     /// `Some((host, port))` when ENABLE_LOGSTASH: JSON log lines are also sent over TCP.
     pub logstash: Option<(String, u16)>,
+    /// Login throttle, Redis circuit, outbox lease, pruning.
+    pub hardening: HardeningConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -262,6 +266,7 @@ impl Config {
             log_level: vars.or("LOG_LEVEL", "INFO"),
             json_logs: vars.flag("JSON_LOGS", false)?,
             logstash,
+            hardening: HardeningConfig::from_vars(&vars)?,
         };
         config.refuse_unsafe_production_settings()?;
         Ok(config)

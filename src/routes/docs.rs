@@ -24,6 +24,7 @@ use crate::services::auth::TokenPair;
         auth::register, auth::login, auth::refresh, auth::logout, auth::me,
         email_links::verify_email, email_links::verify_email_link, email_links::resend_verification,
         email_links::password_reset_request, email_links::reset_password,
+        email_links::cancel_email_change, email_links::cancel_email_change_link,
         users::get_user, users::change_password, users::change_email, users::delete_user,
         credits::balance, credits::add, credits::use_credits, credits::transactions,
         sessions::list_sessions, sessions::revoke_session, sessions::logout_all, sessions::own_activity,

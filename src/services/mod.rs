@@ -4,6 +4,8 @@ pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod credits;
+pub mod email_change;
 pub mod mail;
 pub mod passwords;
+pub mod pruning;
 pub mod tokens;

@@ -100,9 +100,9 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the services need from a database: one trait per area, implemented by
 /// both backends.
-pub trait Store: AccountStore + MailStore + CreditStore + ActivityStore {}
+pub trait Store: AccountStore + LifecycleStore + MailStore + CreditStore + ActivityStore {}
 
-impl<T: AccountStore + MailStore + CreditStore + ActivityStore> Store for T {}
+impl<T: AccountStore + LifecycleStore + MailStore + CreditStore + ActivityStore> Store for T {}
 
 /// Users, sessions, emailed tokens and the schema itself. Methods that change something
 /// security-relevant take the `Activity` to record in the same transaction.
@@ -140,15 +140,6 @@ pub trait AccountStore: Send + Sync + 'static {
         keep_session: &str,
         activity: &Activity,
     ) -> StoreResult<()>;
-    /// Sets the new address as unverified, voids earlier links, records grant and mail.
-    async fn change_email(
-        &self,
-        user_id: i64,
-        email: &str,
-        grant: &TokenGrant,
-        mail: &[OutgoingMail],
-        activity: &Activity,
-    ) -> StoreResult<User>;
     /// `false` when there is no such user; `LastAdmin` (nothing deleted) when it is the
     /// only active admin.
     async fn delete_user(&self, user_id: i64, activity: &Activity) -> StoreResult<bool>;
@@ -239,24 +230,98 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> StoreResult<Option<i64>>;
 }
 
+/// The account changes that need more than one step or a limit: pending email changes,
+/// rate-limited mailed tokens, admin creation and promotion, and pruning of what can never
+/// be used again.
+#[async_trait]
+pub trait LifecycleStore: Send + Sync + 'static {
+    /// Records the token and its mail only if the user got fewer than `per_hour` tokens of
+    /// this purpose in the last hour and none in the last `min_interval`; concurrent calls
+    /// for one user are serialised on the user's row. `false`: limited, nothing recorded.
+    async fn grant_token_limited(
+        &self,
+        user_id: i64,
+        grant: &TokenGrant,
+        mail: &[OutgoingMail],
+        activity: &Activity,
+        min_interval: chrono::Duration,
+        per_hour: i64,
+    ) -> StoreResult<bool>;
+    /// Creates a verified admin; never touches an existing account (`UsernameTaken`).
+    async fn create_admin(&self, user: &NewUser) -> StoreResult<User>;
+    /// Makes the account an admin only if its email is `email`; `None` otherwise.
+    async fn promote_admin(
+        &self,
+        username_key: &str,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+    /// Makes `change.grant.email` the user's pending address (replacing any earlier one and
+    /// voiding its links), with the confirm and cancel grants and their mails.
+    async fn request_email_change(
+        &self,
+        user_id: i64,
+        change: &EmailChange,
+        activity: &Activity,
+    ) -> StoreResult<()>;
+    async fn pending_email(&self, user_id: i64) -> StoreResult<Option<String>>;
+    /// Follows a confirm link: the pending address becomes the verified email, links sent
+    /// to the old address stop working. `None` if the token or its pending change is gone;
+    /// `EmailTaken` if someone took the address meanwhile.
+    async fn confirm_email_change(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        activity: &Activity,
+    ) -> StoreResult<Option<i64>>;
+    /// Follows a cancel link: the pending change is dropped with its links.
+    async fn cancel_email_change(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        activity: &Activity,
+    ) -> StoreResult<bool>;
+    /// Deletes what can never be used again (see `PruneReport`); audit rows only when
+    /// `audit_before` is given. Safe to run on several instances at once.
+    async fn prune(
+        &self,
+        now: DateTime<Utc>,
+        audit_before: Option<DateTime<Utc>>,
+    ) -> StoreResult<PruneReport>;
+}
+
 /// The mail outbox.
 #[async_trait]
 pub trait MailStore: Send + Sync + 'static {
-    /// Leases up to `limit` due messages for `lease`; another worker cannot take them meanwhile.
+    /// Leases up to `limit` due messages for `lease` under the claim token `claim`;
+    /// another worker cannot take them until the lease ends.
     async fn claim_due_mail(
         &self,
         now: DateTime<Utc>,
         lease: Duration,
         limit: i64,
+        claim: &str,
     ) -> StoreResult<Vec<QueuedMail>>;
-    /// Records delivery and wipes the bodies (they may hold one-time links).
-    async fn mark_mail_sent(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Extends the lease of a message before it is sent, if the claim is still ours and
+    /// unexpired; `false` means another worker may have it now: do not send.
+    async fn renew_mail_claim(
+        &self,
+        id: i64,
+        claim: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<bool>;
+    /// Records delivery and wipes the bodies (they may hold one-time links), if the claim
+    /// is still ours.
+    async fn mark_mail_sent(&self, id: i64, claim: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Schedules a retry, if the claim is still ours.
     async fn mark_mail_failed(
         &self,
         id: i64,
+        claim: &str,
         error: &str,
         retry_at: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     async fn pending_mail_count(&self) -> StoreResult<i64>;
 }
 

@@ -13,9 +13,10 @@ use sqlx::sqlite::{
 use sqlx::ConnectOptions;
 
 use super::sql::{
-    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store, impl_mail_store,
-    insert_activity, insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, LEDGER_MISMATCHES,
-    SESSION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store,
+    impl_lifecycle_store, impl_mail_store, insert_activity, insert_grant, insert_mail,
+    CONSUME_TOKEN, CREDIT_COLUMNS, LEDGER_MISMATCHES, SESSION_COLUMNS, S_SESSION_COLUMNS,
+    USER_COLUMNS,
 };
 use super::*;
 
@@ -34,6 +35,9 @@ impl SqliteStore {
 
     /// The single writer connection already serialises read-then-write transactions.
     const LOCK_ROWS: &'static str = "";
+
+    /// Locks a user's row for the rest of the transaction (limits counted under it).
+    const LOCK_USER: &'static str = "SELECT id FROM users WHERE id = $1";
 
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -137,3 +141,4 @@ impl_account_store!(SqliteStore, MIGRATOR);
 impl_mail_store!(SqliteStore, MIGRATOR);
 impl_credit_store!(SqliteStore, MIGRATOR);
 impl_activity_store!(SqliteStore, MIGRATOR);
+impl_lifecycle_store!(SqliteStore);

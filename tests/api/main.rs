@@ -11,6 +11,7 @@ mod contract;
 mod crash;
 mod credits;
 mod email_flows;
+mod hardening;
 mod hardening_server;
 mod logs;
 mod protection;
