@@ -1,6 +1,7 @@
 //! The command line: `serve` (default), `migrate`, `create-admin`, `openapi`.
 
 use std::io::BufRead;
+use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -12,11 +13,30 @@ use crate::routes::docs::openapi_json;
 use crate::services::passwords::PasswordService;
 use crate::store::{self, now, NewUser};
 
+/// The settings every command reads (a `.env` file in the working directory first); the
+/// README's configuration table has the full list with defaults.
+const ENVIRONMENT_HELP: &str = "\
+Environment variables (a .env file is read first):
+  DATABASE_URL          sqlite://./data/auth.db | postgres://USER:PASS@HOST:PORT/DB
+  SECRET_KEY            JWT key; required (>= 32 bytes) when ENVIRONMENT=production
+  ENVIRONMENT           development (default) | production
+  HOST, PORT            listen address (127.0.0.1, 8080)
+  REDIS_URL             redis://HOST:PORT to share rate limits between instances
+  INTERNAL_API_KEYS     comma-separated keys for internal services (X-API-Key / api-key)
+  PASSWORD_HASH         bcrypt | argon2id;  BCRYPT_COST (12)
+  ACCESS_TOKEN_EXPIRE_MINUTES (60), SESSION_LIFETIME_DAYS (30), ALGORITHM (HS256)
+  REQUIRE_EMAIL_VERIFICATION (true), FRONTEND_URL, CORS_ORIGINS, TRUSTED_PROXIES
+  RATE_LIMIT_AUTH_PER_MINUTE (100), RATE_LIMIT_DEFAULT_PER_MINUTE (1000)
+  MAIL_SERVER, MAIL_PORT, MAIL_USERNAME, MAIL_PASSWORD, MAIL_FROM, MAIL_SSL_TLS, MAIL_STARTTLS
+  LOG_LEVEL (INFO), JSON_LOGS, ENABLE_LOGSTASH, SYSLOG_HOST, SYSLOG_PORT
+  DATA_DIR (./data), DB_MAX_CONNECTIONS (8), ADMIN_PASSWORD (create-admin)";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "auth-service",
     version,
-    about = "Authentication and credits service"
+    about = "Authentication and credits service",
+    after_help = ENVIRONMENT_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -46,6 +66,13 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Copy users, flags, balances and credit history from the original FastAPI service's
+    /// PostgreSQL database; idempotent (a second run changes nothing).
+    ImportFastapi {
+        /// The original's database, e.g. postgresql://user:pass@host/auth
+        #[arg(long = "from", value_name = "POSTGRES_URL")]
+        from: String,
+    },
     /// Check the credits ledger.
     Ledger {
         #[command(subcommand)]
@@ -68,12 +95,21 @@ pub enum MigrateAction {
     Down {
         #[arg(default_value_t = 1)]
         steps: usize,
+        /// Revert without asking (required when standard input is not a terminal).
+        #[arg(long)]
+        yes: bool,
     },
     /// List migrations and whether each is applied.
     Status,
 }
 
 pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
+    // Say which database a command acts on (never the password), so nobody migrates or
+    // promotes on a database they did not mean.
+    eprintln!(
+        "database: {}",
+        store::connect_error::describe_url(&config.database_url)
+    );
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => App::build(config).await?.run_until(shutdown_signal()).await,
         Command::Migrate { action } => migrate(&config, action).await,
@@ -85,21 +121,53 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Ledger {
             action: LedgerAction::Verify,
         } => verify_ledger(&config).await,
-        Command::Openapi => {
-            println!("{}", serde_json::to_string_pretty(openapi_json())?);
-            Ok(())
+        Command::ImportFastapi { from } => import_fastapi(&config, &from).await,
+        Command::Openapi => match print_openapi() {
+            ExitCode::SUCCESS => Ok(()),
+            _ => bail!("could not print the OpenAPI document"),
+        },
+    }
+}
+
+/// Prints the OpenAPI document; reads no configuration and touches nothing.
+pub fn print_openapi() -> ExitCode {
+    use std::io::Write;
+    let written = serde_json::to_string_pretty(openapi_json())
+        .map_err(std::io::Error::other)
+        .and_then(|text| writeln!(std::io::stdout().lock(), "{text}"));
+    match written {
+        // A reader that stops early (`| head`) is not an error of ours.
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
 
 async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
+    if let MigrateAction::Status = action {
+        if let Some(path) = missing_sqlite_file(config) {
+            // Looking must not create: an absent file means nothing is applied.
+            eprintln!(
+                "no database file at {} yet: nothing applied",
+                path.display()
+            );
+            print_status(&store::sqlite_unapplied_migrations());
+            return Ok(());
+        }
+    }
+    if let MigrateAction::Down { steps, yes: false } = action {
+        confirm_down(steps)?;
+    }
     let store = store::connect(config).await?;
     match action {
         MigrateAction::Up => {
             store.migrate_up().await?;
             println!("migrations applied");
         }
-        MigrateAction::Down { steps } => {
+        MigrateAction::Down { steps, .. } => {
             let reverted = store.migrate_down(steps).await?;
             if reverted.is_empty() {
                 println!("nothing to revert");
@@ -108,12 +176,68 @@ async fn migrate(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
                 println!("reverted {version}");
             }
         }
-        MigrateAction::Status => {
-            for m in store.migration_status().await? {
-                let state = if m.applied { "applied" } else { "pending" };
-                println!("{:>6} {state:<8} {}", m.version, m.description);
-            }
-        }
+        MigrateAction::Status => print_status(&store.migration_status().await?),
+    }
+    Ok(())
+}
+
+fn print_status(migrations: &[store::MigrationStatus]) {
+    for m in migrations {
+        let state = if m.applied { "applied" } else { "pending" };
+        println!("{:>6} {state:<8} {}", m.version, m.description);
+    }
+}
+
+/// The SQLite file DATABASE_URL names, when it does not exist (None for PostgreSQL and
+/// in-memory databases).
+fn missing_sqlite_file(config: &Config) -> Option<std::path::PathBuf> {
+    let rest = config.database_url.strip_prefix("sqlite:")?;
+    let path = rest.trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or(path);
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    let path = std::path::PathBuf::from(path);
+    (!path.exists()).then_some(path)
+}
+
+/// `migrate down` drops tables and their data: a person at a terminal confirms, a script
+/// says `--yes`.
+fn confirm_down(steps: usize) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "migrate down reverts {steps} migration(s) and drops their data: pass --yes to confirm"
+        );
+    }
+    eprint!("Revert the newest {steps} migration(s)? Their tables and data are dropped. [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        bail!("not confirmed: nothing reverted");
+    }
+    Ok(())
+}
+
+async fn import_fastapi(config: &Config, from: &str) -> anyhow::Result<()> {
+    eprintln!(
+        "importing from: {}",
+        store::connect_error::describe_url(from)
+    );
+    let store = store::connect_and_migrate(config).await?;
+    let report = crate::import::import_fastapi(from, store.as_ref()).await?;
+    println!(
+        "users: {} created, {} already here; transactions: {} written, {} already here; balances adjusted: {}; skipped: {}",
+        report.users_created,
+        report.users_existing,
+        report.transactions_written,
+        report.transactions_existing,
+        report.balances_adjusted,
+        report.skipped.len()
+    );
+    for reason in &report.skipped {
+        println!("skipped {reason}");
     }
     Ok(())
 }

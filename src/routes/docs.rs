@@ -13,7 +13,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, auth, credits, email_links, health, sessions, users, ErrorBody, MessageResponse,
+    admin, auth, billing, credits, email_links, health, plans, sessions, test_info, users,
+    webhooks, ErrorBody, MessageResponse,
 };
 use crate::services::auth::TokenPair;
 
@@ -30,6 +31,11 @@ use crate::services::auth::TokenPair;
         sessions::list_sessions, sessions::revoke_session, sessions::logout_all, sessions::own_activity,
         admin::list_users, admin::update_user, admin::activity,
         health::health,
+        plans::list_plans, plans::admin_list_plans, plans::create_plan, plans::update_plan,
+        billing::checkout, billing::portal, billing::subscription, billing::cancel_subscription,
+        billing::payment_methods, billing::detach_payment_method, billing::events,
+        webhooks::stripe_webhook,
+        test_info::test_info,
     ),
     components(schemas(ErrorBody, MessageResponse, TokenPair)),
     modifiers(&SecuritySchemes),
@@ -60,7 +66,11 @@ impl Modify for SecuritySchemes {
 /// The document as JSON, built once.
 pub fn openapi_json() -> &'static serde_json::Value {
     static DOC: OnceLock<serde_json::Value> = OnceLock::new();
-    DOC.get_or_init(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or_default())
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        super::openapi_contract::complete(&mut doc);
+        doc
+    })
 }
 
 /// The Swagger UI page's policy: its script, style sheet and the document come from this

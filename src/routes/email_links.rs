@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokenRequest {
     /// The token from the emailed link.
     token: String,
@@ -78,7 +79,7 @@ async fn resend_verification(
 
 #[derive(Deserialize, ToSchema)]
 pub struct ResetRequest {
-    #[schema(value_type = String, example = "alice@example.com")]
+    #[schema(value_type = String, format = Email, max_length = 254, example = "alice@example.com")]
     email: Email,
 }
 

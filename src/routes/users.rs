@@ -102,7 +102,7 @@ async fn change_password(
 
 #[derive(Deserialize, ToSchema)]
 pub struct ChangeEmailRequest {
-    #[schema(value_type = String, example = "alice@example.org")]
+    #[schema(value_type = String, format = Email, max_length = 254, example = "alice@example.org")]
     new_email: Email,
     current_password: String,
 }
@@ -155,6 +155,7 @@ async fn change_email(
 }
 
 #[derive(Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteRequest {
     /// Your password; not needed by an admin deleting another account.
     password: Option<String>,

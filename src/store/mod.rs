@@ -3,6 +3,8 @@
 //! in `shared.rs`; each backend adds only what differs (connection setup, migrations,
 //! row locking for the outbox).
 
+mod billing_models;
+pub mod connect_error;
 mod models;
 mod postgres;
 mod sql;
@@ -14,9 +16,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use billing_models::*;
 pub use models::*;
 pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{unapplied_migrations as sqlite_unapplied_migrations, SqliteStore};
 
 use crate::config::Config;
 
@@ -29,6 +32,9 @@ pub enum StoreError {
     /// The idempotency key (user, type, reference_id) is already in the ledger.
     #[error("reference already used")]
     DuplicateReference,
+    /// A plan with this id or Stripe price already exists.
+    #[error("plan id or stripe_price_id already used")]
+    PlanTaken,
     /// A row the change refers to (a user) no longer exists.
     #[error("referenced row missing")]
     MissingReference,
@@ -56,6 +62,9 @@ impl From<sqlx::Error> for StoreError {
                     .constraint()
                     .map(str::to_owned)
                     .unwrap_or_else(|| db.message().to_owned());
+                if what.contains("plans") {
+                    return Self::PlanTaken;
+                }
                 if what.contains("username_key") {
                     return Self::UsernameTaken;
                 }
@@ -100,9 +109,15 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the services need from a database: one trait per area, implemented by
 /// both backends.
-pub trait Store: AccountStore + LifecycleStore + MailStore + CreditStore + ActivityStore {}
+pub trait Store:
+    AccountStore + LifecycleStore + MailStore + CreditStore + ActivityStore + BillingStore
+{
+}
 
-impl<T: AccountStore + LifecycleStore + MailStore + CreditStore + ActivityStore> Store for T {}
+impl<T> Store for T where
+    T: AccountStore + LifecycleStore + MailStore + CreditStore + ActivityStore + BillingStore
+{
+}
 
 /// Users, sessions, emailed tokens and the schema itself. Methods that change something
 /// security-relevant take the `Activity` to record in the same transaction.
@@ -355,6 +370,44 @@ pub trait CreditStore: Send + Sync + 'static {
     async fn ledger_mismatches(&self) -> StoreResult<Vec<LedgerMismatch>>;
 }
 
+/// Plans, Stripe customers and subscriptions, and webhook events with their effects.
+#[async_trait]
+pub trait BillingStore: Send + Sync + 'static {
+    /// Ordered by price; only active ones when `active_only`.
+    async fn plans(&self, active_only: bool) -> StoreResult<Vec<Plan>>;
+    async fn plan_by_id(&self, id: &str) -> StoreResult<Option<Plan>>;
+    /// `PlanTaken` when the id or the Stripe price is already a plan's.
+    async fn create_plan(&self, plan: &Plan) -> StoreResult<Plan>;
+    /// Replaces every field but id and created_at; `None` if there is no such plan.
+    async fn update_plan(&self, plan: &Plan) -> StoreResult<Option<Plan>>;
+
+    async fn stripe_customer_of(&self, user_id: i64) -> StoreResult<Option<String>>;
+    /// Records the user's customer unless one is recorded already; returns the recorded one.
+    async fn save_stripe_customer(
+        &self,
+        user_id: i64,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<String>;
+    /// Newest first.
+    async fn subscriptions_of(&self, user_id: i64) -> StoreResult<Vec<BillingSubscription>>;
+
+    /// Records the event id and applies its effect in ONE transaction; a known id changes
+    /// nothing (`Duplicate`). Returns the outcome and the user it was matched to.
+    async fn apply_stripe_event(
+        &self,
+        event: &IncomingEvent,
+        effect: &EventEffect,
+    ) -> StoreResult<(EventOutcome, Option<i64>)>;
+    /// Newest first, and the total; all outcomes when `outcome` is `None`.
+    async fn billing_events(
+        &self,
+        outcome: Option<&str>,
+        skip: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<BillingEventRecord>, i64)>;
+}
+
 /// The audit trail.
 #[async_trait]
 pub trait ActivityStore: Send + Sync + 'static {
@@ -371,10 +424,21 @@ pub trait ActivityStore: Send + Sync + 'static {
 
 /// Opens the backend named by the URL's scheme, and applies pending migrations (fail fast).
 pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &config.database_url;
     let store: Arc<dyn Store> = if config.is_sqlite() {
-        Arc::new(SqliteStore::connect(&config.database_url, config.db_max_connections).await?)
+        Arc::new(
+            match SqliteStore::connect(url, config.db_max_connections).await {
+                Ok(store) => store,
+                Err(e) => return Err(connect_error::explain(url, &e).await),
+            },
+        )
     } else {
-        Arc::new(PgStore::connect(&config.database_url, config.db_max_connections).await?)
+        Arc::new(
+            match PgStore::connect(url, config.db_max_connections).await {
+                Ok(store) => store,
+                Err(e) => return Err(connect_error::explain(url, &e).await),
+            },
+        )
     };
     Ok(store)
 }

@@ -145,10 +145,12 @@ pub struct MigrationStatus {
 pub enum CreditKind {
     Added,
     Used,
-    /// Reserved for payments: credits bought.
+    /// Credits bought with a one-time Stripe payment.
     Purchase,
-    /// Reserved for payments: credits taken back with a refund.
+    /// Credits taken back after a refund or dispute (may take the balance below zero).
     Refund,
+    /// Credits of a paid subscription period.
+    SubscriptionGrant,
 }
 
 impl CreditKind {
@@ -158,6 +160,7 @@ impl CreditKind {
             Self::Used => "credit_used",
             Self::Purchase => "purchase",
             Self::Refund => "refund",
+            Self::SubscriptionGrant => "subscription_grant",
         }
     }
 

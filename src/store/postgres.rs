@@ -9,10 +9,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
 use super::sql::{
-    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store,
-    impl_lifecycle_store, impl_mail_store, insert_activity, insert_grant, insert_mail,
-    CONSUME_TOKEN, CREDIT_COLUMNS, LEDGER_MISMATCHES, SESSION_COLUMNS, S_SESSION_COLUMNS,
-    USER_COLUMNS,
+    claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
+    impl_credit_store, impl_lifecycle_store, impl_mail_store, insert_activity, insert_grant,
+    insert_mail, PaymentRow, CONSUME_TOKEN, CREDIT_COLUMNS, EVENT_COLUMNS, LEDGER_MISMATCHES,
+    PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -105,3 +105,4 @@ impl_mail_store!(PgStore, MIGRATOR);
 impl_credit_store!(PgStore, MIGRATOR);
 impl_activity_store!(PgStore, MIGRATOR);
 impl_lifecycle_store!(PgStore);
+impl_billing_store!(PgStore, sqlx::PgConnection);

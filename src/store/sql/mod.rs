@@ -6,12 +6,17 @@
 
 mod accounts;
 mod activity;
+mod billing;
 mod credits;
 mod lifecycle;
 mod mail;
 
 pub(super) use accounts::impl_account_store;
 pub(super) use activity::impl_activity_store;
+pub(super) use billing::{
+    clawback_target, impl_billing_store, PaymentRow, EVENT_COLUMNS, PLAN_COLUMNS,
+    SUBSCRIPTION_COLUMNS,
+};
 pub(super) use credits::impl_credit_store;
 pub(super) use lifecycle::impl_lifecycle_store;
 pub(super) use mail::impl_mail_store;
