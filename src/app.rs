@@ -1,24 +1,28 @@
 //! Builds the application from a `Config`: store, state, router and layers, bound to a
 //! port. `App::build` returns before serving, so callers (tests) can read the port.
 
+mod headers;
+mod serve;
+
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+
+pub use headers::MAX_REQUEST_ID_LEN;
+use headers::X_REQUEST_ID;
 
 use crate::config::Config;
 use crate::error::error_body;
@@ -29,7 +33,6 @@ use crate::store;
 
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub struct App {
     listener: TcpListener,
@@ -91,12 +94,12 @@ impl App {
             self.state.store.clone(),
             self.state.config.hardening.clone(),
         ));
-        let served = axum::serve(
+        let served = serve::serve(
             self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            self.router,
+            &self.state.config.server,
+            shutdown,
         )
-        .with_graceful_shutdown(shutdown)
         .await;
         worker.abort();
         pruning.abort();
@@ -105,7 +108,7 @@ impl App {
 }
 
 pub fn router(state: AppState) -> Router {
-    let cors = cors_layer(&state.config);
+    let cors = headers::cors_layer(&state.config.server.cors);
     let limiter_state = state.clone();
     let api = routes::api()
         .merge(crate::web::router(&state))
@@ -141,7 +144,7 @@ pub fn router(state: AppState) -> Router {
         Some(cors) => router.layer(cors),
         None => router,
     };
-    router
+    headers::security_headers(router)
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()))
         .layer(
             TraceLayer::new_for_http()
@@ -156,6 +159,7 @@ pub fn router(state: AppState) -> Router {
             X_REQUEST_ID.clone(),
             MakeRequestUuid,
         ))
+        .layer(axum::middleware::map_request(headers::sanitize_request_id))
 }
 
 /// The path only: query strings can carry secrets (`?password=`, `?token=`), headers too.
@@ -200,33 +204,4 @@ async fn errors_as_json(response: Response) -> Response {
         }
     }
     replaced.into_response()
-}
-
-fn cors_layer(config: &Config) -> Option<CorsLayer> {
-    if config.cors_origins.is_empty() {
-        return None;
-    }
-    let origins: Vec<HeaderValue> = config
-        .cors_origins
-        .iter()
-        .filter_map(|o| o.parse().ok())
-        .collect();
-    Some(
-        CorsLayer::new()
-            .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([
-                Method::GET,
-                Method::POST,
-                Method::PUT,
-                Method::PATCH,
-                Method::DELETE,
-            ])
-            .allow_headers([
-                header::AUTHORIZATION,
-                header::CONTENT_TYPE,
-                HeaderName::from_static("x-api-key"),
-            ])
-            .expose_headers([X_REQUEST_ID.clone(), header::RETRY_AFTER])
-            .max_age(Duration::from_secs(600)),
-    )
 }

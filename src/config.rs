@@ -13,6 +13,8 @@ use crate::secret::Secret;
 
 mod oidc;
 pub use oidc::{OidcConfig, OidcProviderConfig};
+mod server;
+pub use server::{CorsPolicy, ServerConfig};
 mod hardening_auth;
 pub use hardening_auth::HardeningConfig;
 mod billing;
@@ -79,7 +81,8 @@ pub struct Config {
     pub mail: MailConfig,
     pub frontend_url: String,
     pub web: WebConfig,
-    pub cors_origins: Vec<String>,
+    /// Connection limits and CORS.
+    pub server: ServerConfig,
     pub rate_limit_auth_per_minute: u32,
     pub rate_limit_default_per_minute: u32,
     /// Peers whose X-Forwarded-For is believed.
@@ -271,7 +274,7 @@ impl Config {
                 .trim_end_matches('/')
                 .to_owned(),
             web,
-            cors_origins: vars.list("CORS_ORIGINS"),
+            server: ServerConfig::from_vars(&vars, vars.parse("DB_MAX_CONNECTIONS", 8)?)?,
             rate_limit_auth_per_minute: vars.parse("RATE_LIMIT_AUTH_PER_MINUTE", 100)?,
             rate_limit_default_per_minute: vars.parse("RATE_LIMIT_DEFAULT_PER_MINUTE", 1000)?,
             trusted_proxies: crate::protection::client_ip::parse_trusted(

@@ -156,6 +156,19 @@ impl From<StoreError> for AppError {
                 "A plan with this id or stripe_price_id already exists",
             ),
             StoreError::MissingReference => Self::user_not_found(),
+            StoreError::InvalidData(e) => {
+                tracing::warn!(error = %e, "the database refused a value");
+                Self::validation(
+                    "body",
+                    "",
+                    "A value cannot be stored (text with NUL characters, or a number out of range)",
+                    "value_error",
+                )
+            }
+            StoreError::LastAdmin => Self::conflict(
+                "last_admin",
+                "The only active admin cannot be removed; make another admin first",
+            ),
             StoreError::Unavailable(e) => {
                 tracing::error!(error = %e, "database unavailable");
                 Self::Unavailable

@@ -11,6 +11,10 @@ pub struct Credits(i64);
 
 pub const MAX_CREDITS_CENTS: i64 = 1_000_000_000_000 * 100;
 
+/// Below 10^15 cents a decimal has at most 15 significant digits, and every such decimal
+/// survives a round trip through the nearest double: printing it gives the decimal back.
+const EXACT_AS_F64_CENTS: u64 = 1_000_000_000_000_000;
+
 impl Credits {
     pub fn from_cents(cents: i64) -> Self {
         Self(cents)
@@ -65,17 +69,35 @@ impl Credits {
     pub fn as_f64(self) -> f64 {
         self.0 as f64 / 100.0
     }
+
+    /// The exact decimal as a JSON number, without trailing zeros: "10.5", "12", "0.01".
+    fn json_number(self) -> String {
+        let fixed = self.to_string();
+        fixed.trim_end_matches('0').trim_end_matches('.').to_owned()
+    }
 }
 
 impl fmt::Display for Credits {
+    /// Two decimals, exact: "10.50", "-0.05".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let cents = self.0.unsigned_abs();
+        write!(f, "{sign}{}.{:02}", cents / 100, cents % 100)
     }
 }
 
 impl Serialize for Credits {
+    /// Exact at any size. Below `EXACT_AS_F64_CENTS` the double nearest the decimal prints
+    /// as that decimal, so it is written as an ordinary number (cheap, and what non-JSON
+    /// serializers expect); above, a double cannot tell neighbouring cents apart, so the
+    /// decimal digits themselves are written as the JSON number.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_f64(self.as_f64())
+        if self.0.unsigned_abs() < EXACT_AS_F64_CENTS {
+            return serializer.serialize_f64(self.as_f64());
+        }
+        serde_json::value::RawValue::from_string(self.json_number())
+            .map_err(serde::ser::Error::custom)?
+            .serialize(serializer)
     }
 }
 
@@ -200,5 +222,46 @@ mod tests {
             "10.5"
         );
         assert_eq!(Credits::from_cents(1050).to_string(), "10.50");
+        assert_eq!(Credits::from_cents(-5).to_string(), "-0.05");
+    }
+
+    /// What an exact writer prints for `cents`, computed without floats.
+    fn exact(cents: i64) -> String {
+        Credits::from_cents(cents).json_number()
+    }
+
+    #[test]
+    fn large_amounts_serialize_exactly() {
+        let mut samples = vec![
+            1,
+            10,
+            100,
+            7_000_000_000_000_001,
+            70_000_000_000_001,
+            700_000_000_000_001,
+            999_999_999_999_999,
+            1_000_000_000_000_000,
+            1_000_000_000_000_001,
+            i64::MAX,
+            i64::MAX - 1,
+            -i64::MAX,
+            i64::MIN,
+        ];
+        // Spread over every magnitude, with odd cents.
+        let mut x: i64 = 1;
+        while let Some(next) = x.checked_mul(7) {
+            samples.extend([next, next + 1, next - 1]);
+            x = next;
+        }
+        for cents in samples {
+            let json = serde_json::to_string(&Credits::from_cents(cents)).unwrap();
+            // A whole number may be written "12.0": the same number.
+            let json = json.strip_suffix(".0").unwrap_or(&json);
+            assert_eq!(json, exact(cents), "{cents} cents");
+        }
+        assert_eq!(exact(i64::MAX), "92233720368547758.07");
+        assert_eq!(exact(1_200), "12");
+        assert_eq!(exact(1_050), "10.5");
+        assert_eq!(exact(-1), "-0.01");
     }
 }

@@ -4,9 +4,11 @@
 mod credits;
 mod email;
 mod password;
+mod text;
 mod username;
 
 pub use credits::{Credits, MAX_CREDITS_CENTS};
 pub use email::Email;
 pub use password::Password;
+pub use text::is_storable;
 pub use username::Username;

@@ -11,6 +11,7 @@ use crate::error::{AppError, FieldError};
 pub struct AppJson<T>(pub T);
 pub struct AppQuery<T>(pub T);
 /// A body that may be JSON or `application/x-www-form-urlencoded` (OAuth2 password login).
+/// Unlike the others it lets NUL through: login answers such text with its usual 401.
 pub struct JsonOrForm<T>(pub T);
 /// A JSON body that may be absent (no JSON content type, or empty): `None` then. A JSON
 /// body that is present must parse.
@@ -126,6 +127,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
             return Err(wrong_content_type("application/json"));
         }
         let bytes = body_bytes(req, state).await?;
+        super::storable::check_json(&bytes)?;
         parse_json(&bytes).map(AppJson)
     }
 }
@@ -141,6 +143,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
         if bytes.is_empty() {
             return Ok(OptionalJson(None));
         }
+        super::storable::check_json(&bytes)?;
         parse_json(&bytes).map(|value| OptionalJson(Some(value)))
     }
 }
@@ -169,6 +172,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let raw = parts.uri.query().unwrap_or_default();
+        super::storable::check_query(raw)?;
         parse_urlencoded("query", raw.as_bytes()).map(AppQuery)
     }
 }

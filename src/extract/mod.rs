@@ -3,6 +3,7 @@
 
 mod access;
 pub mod body;
+mod storable;
 
 pub use crate::caller::Caller;
 pub use access::{Admin, VerifiedUser};

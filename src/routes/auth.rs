@@ -1,7 +1,7 @@
 //! Registration, login, token refresh, logout and the caller's own profile.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -10,12 +10,18 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ErrorBody, MessageResponse};
 use crate::caller::{ClientInfo, CurrentUser};
-use crate::domain::{Email, Password, Username};
+use crate::domain::{is_storable, Email, Password, Username};
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery, JsonOrForm};
 use crate::services::auth::{self, TokenPair};
 use crate::state::AppState;
 use crate::store::User;
+
+/// Headers of every response that carries tokens: no cache may keep it (RFC 6749 §5.1).
+pub const NO_STORE: [(HeaderName, HeaderValue); 2] = [
+    (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+    (header::PRAGMA, HeaderValue::from_static("no-cache")),
+];
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -57,7 +63,14 @@ async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
     AppJson(req): AppJson<RegisterRequest>,
-) -> Result<(StatusCode, Json<RegisterResponse>), AppError> {
+) -> Result<
+    (
+        StatusCode,
+        [(HeaderName, HeaderValue); 2],
+        Json<RegisterResponse>,
+    ),
+    AppError,
+> {
     let (user, tokens) =
         auth::register(&state, req.username, req.email, req.password, &client).await?;
     let body = RegisterResponse {
@@ -68,7 +81,7 @@ async fn register(
         refresh_token: tokens.refresh_token,
         expires_in: tokens.expires_in,
     };
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((StatusCode::CREATED, NO_STORE, Json(body)))
 }
 
 /// OAuth2 password form (`username`, `password`) or the same as JSON; `username` may be the email.
@@ -95,13 +108,19 @@ async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
     JsonOrForm(req): JsonOrForm<LoginRequest>,
-) -> Result<Json<TokenPair>, AppError> {
+) -> Result<([(HeaderName, HeaderValue); 2], Json<TokenPair>), AppError> {
     let identifier = req
         .username
         .or(req.email)
         .ok_or_else(|| AppError::validation("body", "username", "Field required", "missing"))?;
-    Ok(Json(
-        auth::login(&state, &identifier, &req.password, &client).await?,
+    // Text with NUL can be no account's name or password (registration refuses it, and
+    // PostgreSQL cannot even compare it): the ordinary answer, without asking the store.
+    if !is_storable(&identifier) || !is_storable(&req.password) {
+        return Err(AppError::unauthorized("Incorrect username or password"));
+    }
+    Ok((
+        NO_STORE,
+        Json(auth::login(&state, &identifier, &req.password, &client).await?),
     ))
 }
 
@@ -122,7 +141,7 @@ async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
     AppJson(req): AppJson<RefreshRequest>,
-) -> Result<Json<TokenPair>, AppError> {
+) -> Result<([(HeaderName, HeaderValue); 2], Json<TokenPair>), AppError> {
     let pair = match (req.refresh_token, req.token) {
         (Some(refresh_token), _) => auth::refresh(&state, &refresh_token, &client).await?,
         // A JWT has three dot-separated parts; anything else is taken for a refresh token.
@@ -139,7 +158,7 @@ async fn refresh(
             ))
         }
     };
-    Ok(Json(pair))
+    Ok((NO_STORE, Json(pair)))
 }
 
 /// Ends the session of the presented token, on every instance at once.

@@ -140,6 +140,7 @@ async fn apply(
     security(("bearer" = []), ("api_key" = [])),
     responses(
         (status = 200, body = TransactionResponse, description = "Applied, or replayed (header Idempotent-Replayed: true)"),
+        (status = 400, description = "The balance cannot hold this much (`balance_overflow`); nothing changed", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 403, description = "Plain users may not add", body = ErrorBody),
         (status = 404, body = ErrorBody),

@@ -3,8 +3,12 @@
 
 use std::sync::OnceLock;
 
+use axum::extract::Request;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use tower::ServiceExt;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -71,14 +75,85 @@ pub fn openapi_json() -> &'static serde_json::Value {
     })
 }
 
+/// The Swagger UI page's policy: its script, style sheet and the document come from this
+/// origin only; no inline script runs. (Swagger UI sets element styles and uses `data:`
+/// images, hence those two allowances.)
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'";
+
+/// Our own page instead of the crate's: that one starts Swagger UI with an inline script,
+/// which a CSP without 'unsafe-inline' would block. This one loads a script file.
+const DOCS_PAGE: &str = r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>auth-service API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui" data-spec="/openapi.json"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-initializer.js"></script>
+</body>
+</html>
+"#;
+
+/// Starts Swagger UI on the document the page names (`data-spec`).
+const DOCS_INITIALIZER: &str = "window.onload = () => {\n\
+  const root = document.getElementById('swagger-ui');\n\
+  window.ui = SwaggerUIBundle({ url: root.dataset.spec, dom_id: '#swagger-ui' });\n\
+};\n";
+
+async fn docs_page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CONTENT_SECURITY_POLICY, DOCS_CSP),
+        ],
+        DOCS_PAGE,
+    )
+}
+
+async fn docs_initializer() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        DOCS_INITIALIZER,
+    )
+}
+
 pub fn router() -> Router {
-    Router::new()
+    // The crate's routes serve the vendored assets (compiled into the binary); the page
+    // and its starter script are ours.
+    let assets = swagger_ui_dist::generate_routes(swagger_ui_dist::ApiDefinition {
+        uri_prefix: "/docs",
+        api_definition: swagger_ui_dist::OpenApiSource::Uri("/openapi.json"),
+        title: Some("auth-service API"),
+    });
+    let mut router = Router::new()
         .route("/openapi.json", get(|| async { Json(openapi_json()) }))
-        .merge(swagger_ui_dist::generate_routes(
-            swagger_ui_dist::ApiDefinition {
-                uri_prefix: "/docs",
-                api_definition: swagger_ui_dist::OpenApiSource::Uri("/openapi.json"),
-                title: Some("auth-service API"),
-            },
-        ))
+        .route("/docs", get(docs_page))
+        .route("/docs/", get(docs_page))
+        .route("/docs/swagger-initializer.js", get(docs_initializer));
+    for asset in [
+        "swagger-ui.css",
+        "swagger-ui-bundle.js",
+        "swagger-ui.css.map",
+        "swagger-ui-bundle.js.map",
+        "oauth2-redirect.html",
+        "oauth2-redirect.js",
+    ] {
+        let assets = assets.clone();
+        router = router.route(
+            &format!("/docs/{asset}"),
+            get(|request: Request| async move {
+                match assets.oneshot(request).await {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                }
+            }),
+        );
+    }
+    router
 }

@@ -171,6 +171,7 @@ pub struct DeleteRequest {
         (status = 401, description = "Wrong password", body = ErrorBody),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 409, description = "The only active admin cannot delete their account (`last_admin`)", body = ErrorBody),
     ))]
 async fn delete_user(
     State(state): State<AppState>,

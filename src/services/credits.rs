@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::caller::Caller;
 use crate::caller::ClientInfo;
-use crate::domain::Credits;
+use crate::domain::{is_storable, Credits};
 use crate::error::AppError;
 use crate::services::audit;
 use crate::state::AppState;
@@ -134,13 +134,19 @@ pub async fn apply(
             transaction,
             replayed: false,
         }),
-        Ok(None) => {
+        Ok(None) if change.kind.debits() => {
             ensure_user(state, change.user_id).await?;
             Err(AppError::bad_request(
                 "insufficient_credits",
                 "Insufficient credits",
             ))
         }
+        // An addition finds no row to change only when the sum would not fit in the
+        // balance's 64 bits; nothing changed.
+        Ok(None) => Err(AppError::bad_request(
+            "balance_overflow",
+            "The balance cannot hold this many credits",
+        )),
         // A concurrent request with the same reference won: answer as its replay.
         Err(StoreError::DuplicateReference) => replay_of(state, &change)
             .await?
@@ -180,6 +186,12 @@ fn check_text(field: &str, value: Option<&str>, max_chars: usize) -> Result<(), 
             field,
             "Must not be empty",
             "value_error",
+        )),
+        Some(v) if !is_storable(v) => Err(AppError::validation(
+            "body",
+            field,
+            "Text must not contain NUL characters",
+            "string_nul",
         )),
         Some(v) if v.chars().count() > max_chars => Err(AppError::validation(
             "body",

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::caller::{ClientInfo, CurrentUser};
+use crate::domain::is_storable;
 use crate::error::AppError;
 use crate::services::audit;
 use crate::state::AppState;
@@ -15,6 +16,10 @@ pub async fn revoke(
     session_id: &str,
     client: &ClientInfo,
 ) -> Result<(), AppError> {
+    // No session id holds a NUL; PostgreSQL could not even look one up.
+    if !is_storable(session_id) {
+        return Err(AppError::not_found("Session not found"));
+    }
     let activity = audit::activity(
         audit::SESSION_REVOKE,
         Some(current.user.id),

@@ -43,6 +43,14 @@ pub enum StoreError {
     /// A row the change refers to (a user) no longer exists.
     #[error("referenced row missing")]
     MissingReference,
+    /// PostgreSQL refused a value (SQLSTATE class 22, "data exception": text with NUL, a
+    /// number out of range, ...). The input is at fault, so it is a 4xx, not a 500; the
+    /// edges refuse such input before it gets here, this is the net below them.
+    #[error("value refused by the database: {0}")]
+    InvalidData(sqlx::Error),
+    /// The last active admin cannot be removed (nobody could administer the service).
+    #[error("the last active admin cannot be removed")]
+    LastAdmin,
     /// The database could not be reached or timed out; answered 503, not 500.
     #[error("database unavailable: {0}")]
     Unavailable(sqlx::Error),
@@ -82,6 +90,9 @@ impl From<sqlx::Error> for StoreError {
             // too many connections, a database that does not accept connections): the
             // database is down for us, which is a 503, not a 500.
             let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+            if code.starts_with("22") {
+                return Self::InvalidData(err);
+            }
             let refused = code.starts_with("08")
                 || matches!(
                     code.as_str(),
@@ -164,6 +175,8 @@ pub trait AccountStore: Send + Sync + 'static {
         keep_session: &str,
         activity: &Activity,
     ) -> StoreResult<()>;
+    /// `false` when there is no such user; `LastAdmin` (nothing deleted) when it is the
+    /// only active admin.
     async fn delete_user(&self, user_id: i64, activity: &Activity) -> StoreResult<bool>;
     /// Makes `user` an admin: creates it verified, or promotes the account with that username.
     async fn upsert_admin(&self, user: &NewUser) -> StoreResult<(User, bool)>;

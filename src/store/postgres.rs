@@ -29,6 +29,9 @@ impl PgStore {
     /// `SKIP LOCKED` lets several instances' workers claim disjoint batches without waiting.
     const CLAIM_MAIL: &'static str = claim_mail_sql!("FOR UPDATE SKIP LOCKED");
 
+    /// Row locks for a read-then-write in one transaction.
+    const LOCK_ROWS: &'static str = "FOR UPDATE";
+
     /// Locks a user's row for the rest of the transaction (limits counted under it).
     const LOCK_USER: &'static str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
 
@@ -62,7 +65,8 @@ impl PgStore {
         } else {
             "INSERT INTO credit_balances (user_id, balance, updated_at) VALUES ($1, $2, $5) \
              ON CONFLICT (user_id) DO UPDATE SET balance = credit_balances.balance + EXCLUDED.balance, \
-             updated_at = EXCLUDED.updated_at RETURNING balance"
+             updated_at = EXCLUDED.updated_at \
+             WHERE credit_balances.balance <= 9223372036854775807 - EXCLUDED.balance RETURNING balance"
         };
         let sql = format!(
             "WITH changed AS ({change}), \

@@ -48,6 +48,9 @@ impl SqliteStore {
     /// The single writer connection already serialises claims.
     const CLAIM_MAIL: &'static str = claim_mail_sql!("");
 
+    /// The single writer connection already serialises read-then-write transactions.
+    const LOCK_ROWS: &'static str = "";
+
     /// Locks a user's row for the rest of the transaction (limits counted under it).
     const LOCK_USER: &'static str = "SELECT id FROM users WHERE id = $1";
 
@@ -65,6 +68,7 @@ impl SqliteStore {
                 std::fs::create_dir_all(parent)?;
             }
         }
+        create_private(options.get_filename())?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
@@ -90,7 +94,8 @@ impl SqliteStore {
         } else {
             "INSERT INTO credit_balances (user_id, balance, updated_at) VALUES ($1, $2, $3) \
              ON CONFLICT (user_id) DO UPDATE SET balance = credit_balances.balance + excluded.balance, \
-             updated_at = excluded.updated_at RETURNING balance"
+             updated_at = excluded.updated_at \
+             WHERE credit_balances.balance <= 9223372036854775807 - excluded.balance RETURNING balance"
         };
         let mut tx = self.writer.begin().await?;
         let balance: Option<i64> = sqlx::query_scalar(change)
@@ -126,6 +131,24 @@ impl SqliteStore {
 
     fn writer(&self) -> &SqlitePool {
         &self.writer
+    }
+}
+
+/// Creates the database file readable by the service's user only (0600), before SQLite
+/// opens it: SQLite gives the -wal and -shm files the database file's mode. An existing
+/// file keeps the mode its operator gave it.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -96,7 +96,17 @@ impl ServerProcess {
     }
 
     pub async fn start_with_args(args: &[&str], env: &HashMap<String, String>, dir: &Path) -> Self {
-        let mut child = Command::new(BINARY)
+        Self::start_program(BINARY, args, env, dir).await
+    }
+
+    /// Like `start_with_args`, with another program in front (`sh -c '...; exec …'`).
+    pub async fn start_program(
+        program: &str,
+        args: &[&str],
+        env: &HashMap<String, String>,
+        dir: &Path,
+    ) -> Self {
+        let mut child = Command::new(program)
             .args(args)
             .env_clear()
             .envs(env)

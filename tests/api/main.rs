@@ -14,6 +14,7 @@ mod crash;
 mod credits;
 mod email_flows;
 mod hardening;
+mod hardening_server;
 mod import_fastapi;
 mod logs;
 mod oidc;

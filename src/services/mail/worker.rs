@@ -38,15 +38,36 @@ impl Transport {
                 smtp.send(message).await?;
             }
             Self::Files(dir) => {
-                tokio::fs::create_dir_all(dir).await?;
                 let path = dir.join(format!("{}-{id}.eml", now().format("%Y%m%dT%H%M%S%.6f")));
-                tokio::fs::write(&path, message.formatted()).await?;
+                write_private(dir, &path, &message.formatted()).await?;
                 // The path, not the body: bodies hold one-time links, which never go to logs.
                 tracing::info!(path = %path.display(), "MAIL_SERVER is not set: mail written to file");
             }
         }
         Ok(())
     }
+}
+
+/// Mail files hold live one-time links: readable by the service's user only (0600, in a
+/// 0700 directory), whatever the umask.
+async fn write_private(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    contents: &[u8],
+) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut dirs = tokio::fs::DirBuilder::new();
+    dirs.recursive(true);
+    #[cfg(unix)]
+    dirs.mode(0o700);
+    dirs.create(dir).await?;
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).await?;
+    file.write_all(contents).await?;
+    file.flush().await
 }
 
 fn smtp_transport(smtp: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {

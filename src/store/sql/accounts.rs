@@ -204,6 +204,17 @@ macro_rules! impl_account_store {
 
             async fn delete_user(&self, user_id: i64, activity: &Activity) -> StoreResult<bool> {
                 let mut tx = self.writer().begin().await?;
+                // The active admins, locked (PostgreSQL; SQLite has one writer): two admins
+                // deleting themselves at once cannot each see the other as the one who stays.
+                let admins: Vec<i64> = sqlx::query_scalar(&format!(
+                    "SELECT id FROM users WHERE is_admin AND is_active ORDER BY id {}",
+                    Self::LOCK_ROWS
+                ))
+                .fetch_all(&mut *tx)
+                .await?;
+                if admins == [user_id] {
+                    return Err(StoreError::LastAdmin);
+                }
                 let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&mut *tx).await?;
                 if done.rows_affected() != 1 {
                     return Ok(false);
