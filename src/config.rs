@@ -11,6 +11,9 @@ use rand::RngCore;
 
 use crate::secret::Secret;
 
+mod ops;
+pub use ops::OpsConfig;
+
 const MIN_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +83,7 @@ pub struct Config {
     pub json_logs: bool,
     /// `Some((host, port))` when ENABLE_LOGSTASH: JSON log lines are also sent over TCP.
     pub logstash: Option<(String, u16)>,
+    pub ops: OpsConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +262,7 @@ impl Config {
             log_level: vars.or("LOG_LEVEL", "INFO"),
             json_logs: vars.flag("JSON_LOGS", false)?,
             logstash,
+            ops: OpsConfig::from_vars(&vars)?,
         };
         config.refuse_unsafe_production_settings()?;
         Ok(config)

@@ -9,7 +9,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, auth, credits, email_links, health, sessions, users, ErrorBody, MessageResponse,
+    admin, auth, credits, email_links, health, metrics, sessions, users, ErrorBody, MessageResponse,
 };
 use crate::services::auth::TokenPair;
 
@@ -25,6 +25,9 @@ use crate::services::auth::TokenPair;
         sessions::list_sessions, sessions::revoke_session, sessions::logout_all, sessions::own_activity,
         admin::list_users, admin::update_user, admin::activity,
         health::health,
+        health::live,
+        health::ready,
+        metrics::scrape,
     ),
     components(schemas(ErrorBody, MessageResponse, TokenPair)),
     modifiers(&SecuritySchemes),

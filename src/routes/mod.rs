@@ -6,6 +6,7 @@ pub mod credits;
 pub mod docs;
 pub mod email_links;
 pub mod health;
+pub mod metrics;
 pub mod sessions;
 pub mod users;
 
@@ -23,6 +24,7 @@ pub fn api() -> Router<AppState> {
         .merge(email_links::router())
         .merge(users::router())
         .merge(health::router())
+        .merge(metrics::router())
         .merge(sessions::router())
         .merge(admin::router())
 }

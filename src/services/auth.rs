@@ -83,6 +83,24 @@ pub async fn login(
     password: &str,
     client: &ClientInfo,
 ) -> Result<TokenPair, AppError> {
+    let result = check_login(state, identifier, password, client).await;
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(AppError::Unauthorized { .. }) => "invalid_credentials",
+        Err(AppError::TooManyRequests { .. }) => "throttled",
+        Err(AppError::Forbidden { .. }) => "disabled",
+        Err(_) => "error",
+    };
+    crate::telemetry::metrics::login(outcome);
+    result
+}
+
+async fn check_login(
+    state: &AppState,
+    identifier: &str,
+    password: &str,
+    client: &ClientInfo,
+) -> Result<TokenPair, AppError> {
     let identifier = identifier.trim().to_lowercase();
     let user = state.store.user_by_login(&identifier).await?;
     // Throttled per account (all its login names share one counter); names without an
@@ -92,6 +110,7 @@ pub async fn login(
         |u| format!("user:{}", u.id),
     );
     if let Some(wait) = state.limiter.login_blocked_for(&throttle_key).await {
+        crate::telemetry::metrics::rate_limited("login");
         return Err(too_many_failures(wait));
     }
     let verified = match &user {

@@ -7,6 +7,7 @@ mod models;
 mod postgres;
 mod sql;
 mod sqlite;
+mod wait;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,9 +90,22 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the services need from a database: one trait per area, implemented by
 /// both backends.
-pub trait Store: AccountStore + MailStore + CreditStore + ActivityStore {}
+pub trait Store: AccountStore + MailStore + CreditStore + ActivityStore + PoolStore {}
 
-impl<T: AccountStore + MailStore + CreditStore + ActivityStore> Store for T {}
+impl<T: AccountStore + MailStore + CreditStore + ActivityStore + PoolStore> Store for T {}
+
+/// Connection pool state, for the metrics sampler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolConnections {
+    /// Open connections (idle + in use).
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+pub trait PoolStore: Send + Sync + 'static {
+    fn pool_connections(&self) -> PoolConnections;
+}
 
 /// Users, sessions, emailed tokens and the schema itself. Methods that change something
 /// security-relevant take the `Activity` to record in the same transaction.
@@ -302,8 +316,17 @@ pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// Opens the store and brings the schema up to date: what `serve` does before listening.
+/// PostgreSQL may still be starting (containers start together): the first connection is
+/// retried with backoff for DATABASE_CONNECT_TIMEOUT_SECONDS. Several instances may run
+/// this at once: sqlx's migrator holds a PostgreSQL advisory lock while it migrates, so one
+/// applies the migrations and the others then find them applied.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store = connect(config).await?;
+    let store = if config.is_sqlite() {
+        connect(config).await?
+    } else {
+        let host = wait::database_host(&config.database_url);
+        wait::with_backoff(&host, config.ops.database_connect_timeout, || connect(config)).await?
+    };
     store.migrate_up().await?;
     Ok(store)
 }

@@ -118,8 +118,12 @@ impl OutboxWorker {
         let batch = self.store.claim_due_mail(now(), LEASE, BATCH).await?;
         for mail in &batch {
             match self.send(mail).await {
-                Ok(()) => self.store.mark_mail_sent(mail.id, now()).await?,
+                Ok(()) => {
+                    crate::telemetry::metrics::mail_sent("sent");
+                    self.store.mark_mail_sent(mail.id, now()).await?
+                }
                 Err(e) => {
+                    crate::telemetry::metrics::mail_sent("failed");
                     let delay = self.backoff(mail.attempts);
                     tracing::warn!(mail_id = mail.id, attempts = mail.attempts, retry_in_ms = delay.as_millis() as u64,
                         error = %e, "mail delivery failed; will retry");
