@@ -51,9 +51,9 @@ impl App {
             state.mail_wakeup.clone(),
         )?;
         let router = router(state.clone());
-        tokio::spawn(crate::telemetry::metrics::sample(std::sync::Arc::downgrade(
-            &state.store,
-        )));
+        tokio::spawn(crate::telemetry::metrics::sample(
+            std::sync::Arc::downgrade(&state.store),
+        ));
         Ok(Self {
             listener,
             router,

@@ -42,6 +42,9 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// GET /health/live of the server this configuration describes (HOST, PORT); exits
+    /// non-zero unless it answers 200. For container HEALTHCHECKs: the image has no curl.
+    Healthcheck,
     /// Check the credits ledger.
     Ledger {
         #[command(subcommand)]
@@ -77,6 +80,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Ledger {
             action: LedgerAction::Verify,
         } => verify_ledger(&config).await,
+        Command::Healthcheck => crate::healthcheck::check(&config).await,
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(openapi_json())?);
             Ok(())

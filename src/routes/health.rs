@@ -65,7 +65,11 @@ async fn live() -> Json<Value> {
     ))]
 async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let check = async {
-        state.store.ping().await.map_err(|_| "database unreachable")?;
+        state
+            .store
+            .ping()
+            .await
+            .map_err(|_| "database unreachable")?;
         let migrations = state
             .store
             .migration_status()

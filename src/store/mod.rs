@@ -321,12 +321,10 @@ pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 /// this at once: sqlx's migrator holds a PostgreSQL advisory lock while it migrates, so one
 /// applies the migrations and the others then find them applied.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let store = if config.is_sqlite() {
-        connect(config).await?
-    } else {
-        let host = wait::database_host(&config.database_url);
-        wait::with_backoff(&host, config.ops.database_connect_timeout, || connect(config)).await?
-    };
+    if !config.is_sqlite() {
+        wait::until_reachable(&config.database_url, config.ops.database_connect_timeout).await?;
+    }
+    let store = connect(config).await?;
     store.migrate_up().await?;
     Ok(store)
 }

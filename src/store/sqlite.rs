@@ -117,7 +117,10 @@ impl PoolStore for SqliteStore {
         PoolConnections {
             size: pools.iter().map(|p| p.size()).sum(),
             idle: pools.iter().map(|p| p.num_idle() as u32).sum(),
-            max: pools.iter().map(|p| p.options().get_max_connections()).sum(),
+            max: pools
+                .iter()
+                .map(|p| p.options().get_max_connections())
+                .sum(),
         }
     }
 }

@@ -5,11 +5,36 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
 use tokio::time::Instant;
 
 const FIRST_DELAY: Duration = Duration::from_millis(250);
 const MAX_DELAY: Duration = Duration::from_secs(5);
+/// One try's limit: a host that drops packets must not eat the whole wait in one try.
+const TRY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits until one connection to the PostgreSQL server at `url` succeeds. A single
+/// connection per try (not a pool, which retries internally and reports only "timed out")
+/// so each log line says why this try failed.
+pub async fn until_reachable(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
+    let host = database_host(url);
+    let deadline = Instant::now() + timeout;
+    with_backoff(&host, timeout, || async {
+        let limit = TRY_TIMEOUT.min(deadline.saturating_duration_since(Instant::now()));
+        let limit = limit.max(Duration::from_millis(100));
+        match tokio::time::timeout(limit, PgConnection::connect_with(&options)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                Ok(())
+            }
+            Ok(Err(error)) => Err(error.into()),
+            Err(_) => anyhow::bail!("no answer within {} ms", limit.as_millis()),
+        }
+    })
+    .await
+}
 
 /// `host:port` of a PostgreSQL URL (the socket path for a Unix socket), for messages.
 pub fn database_host(url: &str) -> String {
@@ -21,7 +46,11 @@ pub fn database_host(url: &str) -> String {
 
 /// Runs `attempt` until it succeeds or `timeout` has passed since the first try, with
 /// doubling delays (250 ms up to 5 s). The last error is returned, with `host` named.
-pub async fn with_backoff<T, F, Fut>(host: &str, timeout: Duration, mut attempt: F) -> anyhow::Result<T>
+pub async fn with_backoff<T, F, Fut>(
+    host: &str,
+    timeout: Duration,
+    mut attempt: F,
+) -> anyhow::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
@@ -70,16 +99,19 @@ mod tests {
         assert_eq!(database_host("postgres://db/auth"), "db:5432");
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn gives_up_after_the_timeout_naming_the_host() {
         let mut calls = 0;
-        let result: anyhow::Result<()> = with_backoff("db:5432", Duration::from_secs(3), || {
+        let result: anyhow::Result<()> = with_backoff("db:5432", Duration::from_secs(1), || {
             calls += 1;
             async { anyhow::bail!("refused") }
         })
         .await;
         let message = format!("{:#}", result.unwrap_err());
-        assert!(message.contains("db:5432") && message.contains("refused"), "{message}");
+        assert!(
+            message.contains("db:5432") && message.contains("refused"),
+            "{message}"
+        );
         assert!(calls >= 3, "{calls} tries");
     }
 }

@@ -50,7 +50,10 @@ pub fn layer(router: Router, config: &Config) -> Router {
         access_log: config.ops.access_log,
         trusted_proxies: Arc::new(config.trusted_proxies.clone()),
     };
-    router.layer(axum::middleware::from_fn_with_state(observe, observe_request))
+    router.layer(axum::middleware::from_fn_with_state(
+        observe,
+        observe_request,
+    ))
 }
 
 async fn observe_request(

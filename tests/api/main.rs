@@ -12,6 +12,7 @@ mod crash;
 mod credits;
 mod email_flows;
 mod logs;
+mod ops;
 mod protection;
 mod scale_out;
 mod sessions;
