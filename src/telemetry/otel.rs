@@ -110,7 +110,7 @@ mod enabled {
 pub use enabled::layer;
 
 #[cfg(not(feature = "otel"))]
-pub fn layer<S>(config: &crate::config::Config) -> Option<tracing_subscriber::layer::Identity> {
+pub fn layer(config: &crate::config::Config) -> Option<tracing_subscriber::layer::Identity> {
     if config.ops.otlp_endpoint.is_some() {
         eprintln!("OTEL_EXPORTER_OTLP_ENDPOINT is set but this build has no `otel` feature");
     }

@@ -6,4 +6,5 @@ mod metrics;
 mod probes;
 mod proxy;
 mod startup;
+#[cfg(feature = "otel")]
 mod traces;
