@@ -86,6 +86,10 @@ impl App {
         let addr = self.listener.local_addr()?;
         tracing::info!(address = %addr, backend = self.state.store.backend(), "auth-service listening on http://{addr}");
         let worker = tokio::spawn(self.worker.run());
+        let pruning = tokio::spawn(crate::services::pruning::run(
+            self.state.store.clone(),
+            self.state.config.hardening.clone(),
+        ));
         let served = axum::serve(
             self.listener,
             self.router
@@ -94,6 +98,7 @@ impl App {
         .with_graceful_shutdown(shutdown)
         .await;
         worker.abort();
+        pruning.abort();
         served.context("server error")
     }
 }

@@ -13,6 +13,10 @@ use crate::secret::Secret;
 
 mod ops;
 pub use ops::OpsConfig;
+mod hardening_auth;
+pub use hardening_auth::HardeningConfig;
+mod billing;
+pub use billing::BillingConfig;
 
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -84,6 +88,9 @@ pub struct Config {
     /// `Some((host, port))` when ENABLE_LOGSTASH: JSON log lines are also sent over TCP.
     pub logstash: Option<(String, u16)>,
     pub ops: OpsConfig,
+    /// Login throttle, Redis circuit, outbox lease, pruning.
+    pub hardening: HardeningConfig,
+    pub billing: BillingConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,7 +161,12 @@ impl Config {
             .as_str()
         {
             "production" | "prod" => Environment::Production,
-            _ => Environment::Development,
+            "development" | "dev" | "test" | "testing" | "local" => Environment::Development,
+            other => {
+                return Err(err(format!(
+                    "ENVIRONMENT={other:?} is not known: use development or production"
+                )))
+            }
         };
         let data_dir = PathBuf::from(vars.or("DATA_DIR", "./data"));
         let default_db = format!("sqlite://{}/auth.db", data_dir.display());
@@ -230,7 +242,7 @@ impl Config {
             secret_key: resolve_secret_key(vars.string("SECRET_KEY"), environment, &data_dir)?,
             database_url,
             db_max_connections: vars.parse("DB_MAX_CONNECTIONS", 8)?,
-            redis_url: vars.string("REDIS_URL"),
+            redis_url: checked_redis_url(vars.string("REDIS_URL"))?,
             host: vars.or("HOST", "127.0.0.1"),
             port: vars.parse("PORT", 8080)?,
             data_dir,
@@ -259,10 +271,12 @@ impl Config {
             )
             .map_err(err)?,
             redis_key_prefix: vars.or("REDIS_KEY_PREFIX", "auth-service:"),
-            log_level: vars.or("LOG_LEVEL", "INFO"),
+            log_level: checked_log_level(vars.or("LOG_LEVEL", "INFO"))?,
             json_logs: vars.flag("JSON_LOGS", false)?,
             logstash,
             ops: OpsConfig::from_vars(&vars)?,
+            hardening: HardeningConfig::from_vars(&vars)?,
+            billing: BillingConfig::from_vars(&vars)?,
         };
         config.refuse_unsafe_production_settings()?;
         Ok(config)
@@ -288,6 +302,37 @@ impl Config {
 
     pub fn session_lifetime(&self) -> chrono::Duration {
         chrono::Duration::days(self.session_lifetime_days)
+    }
+}
+
+/// LOG_LEVEL as Python's logging names them (and `trace`); anything else is refused
+/// rather than silently replaced.
+fn checked_log_level(level: String) -> Result<String, ConfigError> {
+    const KNOWN: [&str; 8] = [
+        "trace", "debug", "info", "warn", "warning", "error", "critical", "fatal",
+    ];
+    if KNOWN.contains(&level.to_ascii_lowercase().as_str()) {
+        Ok(level)
+    } else {
+        Err(err(format!(
+            "LOG_LEVEL={level:?} is not known: use DEBUG, INFO, WARNING, ERROR or CRITICAL"
+        )))
+    }
+}
+
+/// REDIS_URL must parse as a Redis URL (redis://, rediss://, unix://); checked at start
+/// without connecting (an unreachable Redis is handled at run time).
+fn checked_redis_url(url: Option<String>) -> Result<Option<String>, ConfigError> {
+    use redis::IntoConnectionInfo;
+    match url {
+        Some(url) => match url.as_str().into_connection_info() {
+            Ok(_) => Ok(Some(url)),
+            Err(e) => Err(err(format!(
+                "REDIS_URL is not a Redis URL ({}): expected redis://HOST:PORT[/DB]",
+                e.category()
+            ))),
+        },
+        None => Ok(None),
     }
 }
 

@@ -59,6 +59,12 @@ pub enum AppError {
     },
     #[error("service unavailable")]
     Unavailable,
+    /// A feature that is switched off by configuration (503 with its own code).
+    #[error("{detail}")]
+    Disabled { code: &'static str, detail: String },
+    /// An upstream service (Stripe) failed or refused: 502, with our words, not theirs.
+    #[error("{detail}")]
+    BadGateway { code: &'static str, detail: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -123,7 +129,8 @@ impl AppError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Disabled { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -139,6 +146,10 @@ impl From<StoreError> for AppError {
             StoreError::DuplicateReference => Self::conflict(
                 "idempotency_conflict",
                 "reference_id was already used for another transaction",
+            ),
+            StoreError::PlanTaken => Self::conflict(
+                "plan_exists",
+                "A plan with this id or stripe_price_id already exists",
             ),
             StoreError::MissingReference => Self::user_not_found(),
             StoreError::Unavailable(e) => {
@@ -167,7 +178,9 @@ impl IntoResponse for AppError {
             Self::BadRequest { code, detail }
             | Self::Forbidden { code, detail }
             | Self::NotFound { code, detail }
-            | Self::Conflict { code, detail } => error_body(status, code, &detail),
+            | Self::Conflict { code, detail }
+            | Self::Disabled { code, detail }
+            | Self::BadGateway { code, detail } => error_body(status, code, &detail),
             Self::Unauthorized { code, detail } => {
                 let mut response = error_body(status, code, &detail);
                 response

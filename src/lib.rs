@@ -1,5 +1,5 @@
 //! auth-service: accounts, sessions and a credits ledger behind one HTTP API.
-//! See DESIGN.md (shared with the clients) for the contract; README.md for operation.
+//! The contract is the OpenAPI document (/openapi.json); README.md and docs/ for operation.
 
 pub mod app;
 pub mod caller;
@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod healthcheck;
+pub mod import;
 pub mod protection;
 pub mod routes;
 pub mod secret;

@@ -8,6 +8,10 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Printing the document needs no configuration, secret or database: no side effects.
+    if matches!(cli.command, Some(cli::Command::Openapi)) {
+        return cli::print_openapi();
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(e) => {
@@ -19,7 +23,7 @@ async fn main() -> ExitCode {
     match cli::run(cli, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            // Printed once, to stderr (the log may go there too: not repeated in it).
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

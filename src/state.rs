@@ -6,6 +6,7 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use crate::protection::Limiter;
+use crate::services::billing::stripe::StripeClient;
 use crate::services::mail::MailComposer;
 use crate::services::passwords::PasswordService;
 use crate::services::tokens::TokenService;
@@ -22,6 +23,8 @@ pub struct AppState {
     /// Wakes this instance's outbox worker when a request queued mail, so it goes out
     /// at once instead of at the next poll.
     pub mail_wakeup: Arc<Notify>,
+    /// `None` when billing is off (no STRIPE_SECRET_KEY).
+    pub stripe: Option<Arc<StripeClient>>,
 }
 
 impl AppState {
@@ -32,6 +35,7 @@ impl AppState {
             tokens: Arc::new(TokenService::new(&config)),
             mail: Arc::new(MailComposer::new(&config.frontend_url)?),
             mail_wakeup: Arc::new(Notify::new()),
+            stripe: StripeClient::from_config(&config.billing)?.map(Arc::new),
             config: Arc::new(config),
             store,
         })

@@ -1,41 +1,29 @@
-//! Abuse protection: per-client-IP rate limits and per-account failed-login throttling.
+//! Abuse protection: per-client-IP rate limits and failed-login throttling (`login.rs`).
 //!
 //! Counters live in-process by default and in Redis when REDIS_URL is set, so every
-//! instance shares them. If Redis becomes unreachable the service keeps serving: each
-//! instance falls back to its own in-process counters (limits still apply, per instance)
-//! and /health reports redis as "degraded" until Redis answers again.
+//! instance shares them. Redis sits behind a circuit (`circuit.rs`): each call is bounded
+//! by REDIS_TIMEOUT_MS, and after a failure each instance uses its own in-process counters
+//! at once (limits still apply, per instance) until a background probe sees Redis answer;
+//! /health reports redis as "degraded" meanwhile.
 
+mod circuit;
 pub mod client_ip;
+pub mod login;
 mod memory;
 pub mod middleware;
 mod redis;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use sha2::{Digest, Sha256};
-use tokio::sync::OnceCell;
-
+use self::circuit::RedisCircuit;
+use self::login::{LoginKeys, LoginPolicy, LoginTicket, EPOCH_TTL_MS};
 use self::memory::MemoryCounters;
-use self::redis::RedisCounters;
 use crate::config::Config;
 
-/// Failures within the window after which an account is throttled.
-pub const LOGIN_FAILURE_THRESHOLD: u32 = 5;
-pub const LOGIN_FAILURE_WINDOW_MS: u64 = 15 * 60 * 1000;
-/// The delay after the threshold-th failure; it doubles with each further one.
-pub const LOGIN_BASE_DELAY_MS: u64 = 2_000;
-pub const MAX_LOGIN_DELAY_MS: u64 = 15 * 60 * 1000;
-const RATE_WINDOW_MS: u64 = 60_000;
-const REDIS_RETRY_INTERVAL: Duration = Duration::from_secs(5);
+pub use self::login::{LOGIN_BASE_DELAY_MS, LOGIN_FAILURE_THRESHOLD, MAX_LOGIN_DELAY_MS};
 
-pub fn login_delay_ms(failures: u32) -> u64 {
-    let doublings = failures.saturating_sub(LOGIN_FAILURE_THRESHOLD).min(20);
-    LOGIN_BASE_DELAY_MS
-        .saturating_mul(1 << doublings)
-        .min(MAX_LOGIN_DELAY_MS)
-}
+const RATE_WINDOW_MS: u64 = 60_000;
 
 pub fn unix_millis() -> u64 {
     SystemTime::now()
@@ -60,69 +48,42 @@ pub struct RateDecision {
 
 pub struct Limiter {
     memory: MemoryCounters,
-    redis_url: Option<String>,
-    redis: OnceCell<RedisCounters>,
-    last_redis_attempt: Mutex<Option<Instant>>,
-    degraded: AtomicBool,
+    redis: Option<Arc<RedisCircuit>>,
     prefix: String,
+    login_policy: LoginPolicy,
 }
 
 impl Limiter {
     /// Connects to Redis when configured; an unreachable Redis is not fatal.
     pub async fn new(config: &Config) -> Self {
-        let limiter = Self {
-            memory: MemoryCounters::default(),
-            redis_url: config.redis_url.clone(),
-            redis: OnceCell::new(),
-            last_redis_attempt: Mutex::new(None),
-            degraded: AtomicBool::new(false),
-            prefix: config.redis_key_prefix.clone(),
+        let redis = match &config.redis_url {
+            Some(url) => Some(
+                RedisCircuit::start(
+                    url,
+                    config.hardening.redis_timeout,
+                    config.hardening.redis_probe_interval,
+                )
+                .await,
+            ),
+            None => None,
         };
-        if limiter.redis_url.is_some() && limiter.redis().await.is_none() {
-            tracing::error!("REDIS_URL is set but Redis is unreachable: limits are per instance until it answers");
-        }
-        limiter
-    }
-
-    async fn redis(&self) -> Option<&RedisCounters> {
-        let url = self.redis_url.as_deref()?;
-        if let Some(counters) = self.redis.get() {
-            return Some(counters);
-        }
-        {
-            let mut last = self
-                .last_redis_attempt
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|at| at.elapsed() < REDIS_RETRY_INTERVAL) {
-                self.degraded.store(true, Ordering::Relaxed);
-                return None;
-            }
-            *last = Some(Instant::now());
-        }
-        match RedisCounters::connect(url).await {
-            Ok(counters) => {
-                let _ = self.redis.set(counters);
-                self.degraded.store(false, Ordering::Relaxed);
-                self.redis.get()
-            }
-            Err(e) => {
-                self.degrade(&e);
-                None
-            }
+        Self {
+            memory: MemoryCounters::default(),
+            redis,
+            prefix: config.redis_key_prefix.clone(),
+            login_policy: LoginPolicy::new(config.hardening.login_name_ceiling),
         }
     }
 
-    fn degrade(&self, error: &dyn std::fmt::Display) {
-        if !self.degraded.swap(true, Ordering::Relaxed) {
-            tracing::warn!(error = %error, "Redis unreachable: falling back to in-process limits");
-        }
-    }
-
-    fn recovered(&self) {
-        if self.degraded.swap(false, Ordering::Relaxed) {
-            tracing::info!("Redis reachable again: limits are shared across instances");
-        }
+    /// Runs `call` on Redis if the circuit is closed; `None` means "count in-process".
+    async fn on_redis<T, F, Fut>(&self, call: F) -> Option<T>
+    where
+        F: FnOnce(Arc<redis::RedisCounters>) -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        let circuit = self.redis.as_ref()?;
+        let counters = circuit.available()?;
+        circuit.call(call(counters)).await
     }
 
     /// Counts a request of `client` in `bucket` against `limit` per minute.
@@ -130,19 +91,12 @@ impl Limiter {
         let now = unix_millis();
         let window = now / RATE_WINDOW_MS;
         let key = format!("{}rl:{bucket}:{client}:{window}", self.prefix);
-        let count = match self.redis().await {
-            Some(redis) => match redis.hit(&key, RATE_WINDOW_MS + 1_000).await {
-                Ok(n) => {
-                    self.recovered();
-                    n
-                }
-                Err(e) => {
-                    self.degrade(&e);
-                    self.memory.hit(&key, window)
-                }
-            },
-            None => self.memory.hit(&key, window),
+        let shared = {
+            let key = key.clone();
+            self.on_redis(|r| async move { r.hit(&key, RATE_WINDOW_MS + 1_000).await })
+                .await
         };
+        let count = shared.unwrap_or_else(|| self.memory.hit(&key, window));
         RateDecision {
             allowed: count <= limit,
             limit,
@@ -151,110 +105,60 @@ impl Limiter {
         }
     }
 
-    fn account_keys(&self, account: &str) -> (String, String) {
-        // Hashed: no usernames or email addresses in Redis keys.
-        let id = &hex::encode(Sha256::digest(account.to_lowercase().as_bytes()))[..32];
-        (
-            format!("{}lf:{id}", self.prefix),
-            format!("{}lb:{id}", self.prefix),
-        )
-    }
-
-    /// Seconds the account must still wait, if it is throttled.
-    pub async fn login_blocked_for(&self, account: &str) -> Option<u64> {
-        let (_, block_key) = self.account_keys(account);
-        let ms = match self.redis().await {
-            Some(redis) => match redis.blocked_for_ms(&block_key).await {
-                Ok(ms) => ms,
-                Err(e) => {
-                    self.degrade(&e);
-                    self.memory.blocked_for_ms(&block_key)
-                }
-            },
-            None => self.memory.blocked_for_ms(&block_key),
+    /// Counts a login attempt with `login_name` from `client` before its password is
+    /// checked. `Err(seconds)` when the attempt must not be tried (429 with Retry-After).
+    pub async fn reserve_login(&self, login_name: &str, client: &str) -> Result<LoginTicket, u64> {
+        let keys = LoginKeys::new(&self.prefix, login_name, client);
+        let policy = self.login_policy;
+        let shared = {
+            let keys = keys.clone();
+            self.on_redis(|r| async move { r.reserve_login(&keys, &policy).await })
+                .await
         };
-        (ms > 0).then(|| ceil_secs(ms))
+        let (wait_ms, epoch) = shared.unwrap_or_else(|| self.memory.reserve_login(&keys, &policy));
+        if wait_ms > 0 {
+            return Err(ceil_secs(wait_ms));
+        }
+        Ok(LoginTicket {
+            pair: keys.pair(&epoch),
+            name: keys.name,
+        })
     }
 
-    /// Records a failed login; from the threshold on, the account is blocked for a while
-    /// (the failing attempt itself is still answered 401).
-    pub async fn login_failed(&self, account: &str) {
-        let (count_key, block_key) = self.account_keys(account);
-        if let Some(redis) = self.redis().await {
-            match redis.failed(&count_key, &block_key).await {
-                Ok(_) => return,
-                Err(e) => self.degrade(&e),
-            }
+    /// The attempt succeeded: its name-and-address pair starts afresh.
+    pub async fn login_succeeded(&self, ticket: &LoginTicket) {
+        let (pair, name) = (ticket.pair.clone(), ticket.name.clone());
+        let shared = self
+            .on_redis(|r| async move { r.release_login(&pair, &name).await })
+            .await;
+        if shared.is_none() {
+            self.memory.release_login(&ticket.pair, &ticket.name);
         }
-        self.memory.failed(&block_key);
     }
 
-    pub async fn login_succeeded(&self, account: &str) {
-        let (count_key, block_key) = self.account_keys(account);
-        if let Some(redis) = self.redis().await {
-            if let Err(e) = redis.succeeded(&count_key, &block_key).await {
-                self.degrade(&e);
-            }
+    /// After a password reset: every login name of the account starts afresh, from
+    /// every address.
+    pub async fn clear_login_throttle(&self, login_names: &[&str]) {
+        for login_name in login_names {
+            let keys = LoginKeys::new(&self.prefix, login_name, "");
+            self.memory.clear_login(&keys);
+            let k = keys.clone();
+            self.on_redis(|r| async move {
+                r.clear_login(&k.epoch, &k.name, &k.name_block, EPOCH_TTL_MS)
+                    .await
+            })
+            .await;
         }
-        self.memory.succeeded(&block_key);
     }
 
     /// "disabled" without REDIS_URL, else "ok" or "degraded".
     pub async fn redis_status(&self) -> &'static str {
-        if self.redis_url.is_none() {
+        if self.redis.is_none() {
             return "disabled";
         }
-        let Some(redis) = self.redis().await else {
-            return "degraded";
-        };
-        match tokio::time::timeout(Duration::from_secs(2), redis.ping()).await {
-            Ok(Ok(())) => {
-                self.recovered();
-                "ok"
-            }
-            Ok(Err(e)) => {
-                self.degrade(&e);
-                "degraded"
-            }
-            Err(_) => {
-                self.degrade(&"ping timed out");
-                "degraded"
-            }
+        match self.on_redis(|r| async move { r.ping().await }).await {
+            Some(()) => "ok",
+            None => "degraded",
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delay_doubles_from_the_threshold_and_is_capped() {
-        assert_eq!(login_delay_ms(5), 2_000);
-        assert_eq!(login_delay_ms(6), 4_000);
-        assert_eq!(login_delay_ms(7), 8_000);
-        assert_eq!(login_delay_ms(40), MAX_LOGIN_DELAY_MS);
-    }
-
-    #[test]
-    fn memory_counters_throttle_after_five_failures() {
-        let counters = MemoryCounters::default();
-        for _ in 0..4 {
-            assert_eq!(counters.failed("acct"), 0);
-        }
-        assert_eq!(counters.failed("acct"), 2_000);
-        assert!(counters.blocked_for_ms("acct") > 0);
-        assert_eq!(counters.blocked_for_ms("other"), 0);
-        counters.succeeded("acct");
-        assert_eq!(counters.blocked_for_ms("acct"), 0);
-    }
-
-    #[test]
-    fn memory_windows_count_per_key() {
-        let counters = MemoryCounters::default();
-        assert_eq!(counters.hit("a", 1), 1);
-        assert_eq!(counters.hit("a", 1), 2);
-        assert_eq!(counters.hit("b", 1), 1);
-        assert_eq!(counters.hit("a", 2), 1, "a new window starts from zero");
     }
 }

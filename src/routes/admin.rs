@@ -49,9 +49,10 @@ impl From<User> for AdminUserResponse {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UsersQuery {
     #[serde(default)]
-    #[param(minimum = 0, default = 0)]
+    #[param(value_type = i64, minimum = 0, maximum = 4294967295_i64, default = 0)]
     skip: u32,
     #[param(minimum = 1, maximum = 100, default = 50)]
     limit: Option<i64>,
@@ -163,11 +164,12 @@ async fn update_user(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AdminActivityQuery {
     /// Only this user's events; all users' when absent.
     user_id: Option<i64>,
     #[serde(default)]
-    #[param(minimum = 0, default = 0)]
+    #[param(value_type = i64, minimum = 0, maximum = 4294967295_i64, default = 0)]
     skip: u32,
     #[param(minimum = 1, maximum = 100, default = 50)]
     limit: Option<i64>,

@@ -28,9 +28,9 @@ pub fn router() -> Router<AppState> {
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    #[schema(value_type = String, example = "alice", min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]+$")]
+    #[schema(value_type = String, example = "alice", min_length = 3, max_length = 32, pattern = "^[A-Za-z0-9_.-]{3,32}$")]
     username: Username,
-    #[schema(value_type = String, example = "alice@example.com")]
+    #[schema(value_type = String, format = Email, max_length = 254, example = "alice@example.com")]
     email: Email,
     #[schema(value_type = String, min_length = 8, example = "correct horse battery")]
     password: Password,
@@ -155,6 +155,7 @@ async fn logout(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MeQuery {
     /// Admins only: look at another user.
     user_id: Option<i64>,

@@ -29,6 +29,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AccountQuery {
     /// Admins and internal services: whose balance.
     user_id: Option<i64>,
@@ -70,7 +71,9 @@ pub struct CreditRequest {
     #[schema(value_type = f64, example = 10.5)]
     amount: Credits,
     /// Idempotency key per user and transaction type.
+    #[schema(min_length = 1, max_length = 255)]
     reference_id: Option<String>,
+    #[schema(min_length = 1, max_length = 1000)]
     description: Option<String>,
     /// Admins and internal services: whose credits.
     user_id: Option<i64>,
@@ -175,9 +178,10 @@ async fn use_credits(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     #[serde(default)]
-    #[param(minimum = 0, default = 0)]
+    #[param(value_type = i64, minimum = 0, maximum = 4294967295_i64, default = 0)]
     skip: u32,
     #[param(minimum = 1, maximum = 100, default = 50)]
     limit: Option<i64>,

@@ -9,7 +9,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, auth, credits, email_links, health, metrics, sessions, users, ErrorBody, MessageResponse,
+    admin, auth, billing, credits, email_links, health, metrics, plans, sessions, test_info, users,
+    webhooks, ErrorBody, MessageResponse,
 };
 use crate::services::auth::TokenPair;
 
@@ -20,6 +21,7 @@ use crate::services::auth::TokenPair;
         auth::register, auth::login, auth::refresh, auth::logout, auth::me,
         email_links::verify_email, email_links::verify_email_link, email_links::resend_verification,
         email_links::password_reset_request, email_links::reset_password,
+        email_links::cancel_email_change, email_links::cancel_email_change_link,
         users::get_user, users::change_password, users::change_email, users::delete_user,
         credits::balance, credits::add, credits::use_credits, credits::transactions,
         sessions::list_sessions, sessions::revoke_session, sessions::logout_all, sessions::own_activity,
@@ -28,6 +30,11 @@ use crate::services::auth::TokenPair;
         health::live,
         health::ready,
         metrics::scrape,
+        plans::list_plans, plans::admin_list_plans, plans::create_plan, plans::update_plan,
+        billing::checkout, billing::portal, billing::subscription, billing::cancel_subscription,
+        billing::payment_methods, billing::detach_payment_method, billing::events,
+        webhooks::stripe_webhook,
+        test_info::test_info,
     ),
     components(schemas(ErrorBody, MessageResponse, TokenPair)),
     modifiers(&SecuritySchemes),
@@ -58,7 +65,11 @@ impl Modify for SecuritySchemes {
 /// The document as JSON, built once.
 pub fn openapi_json() -> &'static serde_json::Value {
     static DOC: OnceLock<serde_json::Value> = OnceLock::new();
-    DOC.get_or_init(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or_default())
+    DOC.get_or_init(|| {
+        let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+        super::openapi_contract::complete(&mut doc);
+        doc
+    })
 }
 
 pub fn router() -> Router {

@@ -11,7 +11,7 @@ use crate::caller::{ClientInfo, CurrentUser};
 use crate::domain::{Email, Password};
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery};
-use crate::services::account;
+use crate::services::{account, email_change};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -23,9 +23,14 @@ pub fn router() -> Router<AppState> {
         .route("/auth/resend-verification", post(resend_verification))
         .route("/auth/password-reset-request", post(password_reset_request))
         .route("/auth/reset-password", post(reset_password))
+        .route(
+            "/auth/cancel-email-change",
+            post(cancel_email_change).get(cancel_email_change_link),
+        )
 }
 
 #[derive(Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokenRequest {
     /// The token from the emailed link.
     token: String,
@@ -74,7 +79,7 @@ async fn resend_verification(
 
 #[derive(Deserialize, ToSchema)]
 pub struct ResetRequest {
-    #[schema(value_type = String, example = "alice@example.com")]
+    #[schema(value_type = String, format = Email, max_length = 254, example = "alice@example.com")]
     email: Email,
 }
 
@@ -115,4 +120,41 @@ async fn reset_password(
     Ok(Json(MessageResponse::new(
         "Password has been reset successfully",
     )))
+}
+
+const CANCELLED: &str = "Email change cancelled";
+
+async fn cancel(state: &AppState, token: &str, client: &ClientInfo) -> Result<(), AppError> {
+    if email_change::cancel(state, token, client).await? {
+        Ok(())
+    } else {
+        Err(AppError::bad_request(
+            "invalid_token",
+            "Invalid or expired token",
+        ))
+    }
+}
+
+/// Cancels a pending change of email with the link mailed to the current address.
+#[utoipa::path(post, path = "/auth/cancel-email-change", tag = "email", request_body = TokenRequest,
+    responses((status = 200, body = MessageResponse), (status = 400, description = "Invalid, expired or used token", body = ErrorBody)))]
+async fn cancel_email_change(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    AppJson(req): AppJson<TokenRequest>,
+) -> Result<Json<MessageResponse>, AppError> {
+    cancel(&state, &req.token, &client).await?;
+    Ok(Json(MessageResponse::new(CANCELLED)))
+}
+
+/// The same as the POST, for a link clicked in a mail client.
+#[utoipa::path(get, path = "/auth/cancel-email-change", tag = "email", params(TokenRequest),
+    responses((status = 200, body = MessageResponse), (status = 400, description = "Invalid, expired or used token", body = ErrorBody)))]
+async fn cancel_email_change_link(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    AppQuery(req): AppQuery<TokenRequest>,
+) -> Result<Json<MessageResponse>, AppError> {
+    cancel(&state, &req.token, &client).await?;
+    Ok(Json(MessageResponse::new(CANCELLED)))
 }

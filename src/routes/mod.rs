@@ -2,13 +2,18 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod credits;
 pub mod docs;
 pub mod email_links;
 pub mod health;
 pub mod metrics;
+mod openapi_contract;
+pub mod plans;
 pub mod sessions;
+pub mod test_info;
 pub mod users;
+pub mod webhooks;
 
 use axum::Router;
 use serde::Serialize;
@@ -27,6 +32,10 @@ pub fn api() -> Router<AppState> {
         .merge(metrics::router())
         .merge(sessions::router())
         .merge(admin::router())
+        .merge(plans::router())
+        .merge(billing::router())
+        .merge(webhooks::router())
+        .merge(test_info::router())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -42,7 +51,7 @@ impl MessageResponse {
     }
 }
 
-/// The shape of every error but 422 (DESIGN §5).
+/// The shape of every error but 422: a message and a stable snake_case code.
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     detail: String,

@@ -129,9 +129,10 @@ async fn logout_all(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ActivityQuery {
     #[serde(default)]
-    #[param(minimum = 0, default = 0)]
+    #[param(value_type = i64, minimum = 0, maximum = 4294967295_i64, default = 0)]
     pub skip: u32,
     #[param(minimum = 1, maximum = 100, default = 50)]
     pub limit: Option<i64>,

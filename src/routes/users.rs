@@ -11,7 +11,7 @@ use crate::caller::ClientInfo;
 use crate::domain::{Email, Password};
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery, Caller, OptionalJson, VerifiedUser};
-use crate::services::account;
+use crate::services::{account, email_change};
 use crate::state::AppState;
 use crate::store::User;
 
@@ -102,7 +102,7 @@ async fn change_password(
 
 #[derive(Deserialize, ToSchema)]
 pub struct ChangeEmailRequest {
-    #[schema(value_type = String, example = "alice@example.org")]
+    #[schema(value_type = String, format = Email, max_length = 254, example = "alice@example.org")]
     new_email: Email,
     current_password: String,
 }
@@ -111,10 +111,14 @@ pub struct ChangeEmailRequest {
 pub struct ChangeEmailResponse {
     message: &'static str,
     username: String,
+    /// Still the current address: it stays in use until the new one is confirmed.
     email: String,
+    /// The address waiting for confirmation through the link mailed to it.
+    pending_email: String,
 }
 
-/// Changes the caller's address. The new one must be verified; the old one is told.
+/// Asks to change the caller's address. The change completes when the link mailed to the
+/// new address is followed; the current address is told, with a link that cancels it.
 #[utoipa::path(put, path = "/auth/users/{username}/email", tag = "users", request_body = ChangeEmailRequest,
     params(("username" = String, Path)), security(("bearer" = [])),
     responses(
@@ -133,7 +137,7 @@ async fn change_email(
     AppJson(req): AppJson<ChangeEmailRequest>,
 ) -> Result<Json<ChangeEmailResponse>, AppError> {
     account::target_account(&state, &current, &username, false).await?;
-    let user = account::change_email(
+    let pending_email = email_change::request_change(
         &state,
         &current,
         &req.new_email,
@@ -142,13 +146,16 @@ async fn change_email(
     )
     .await?;
     Ok(Json(ChangeEmailResponse {
-        message: "Email updated successfully. Please verify your new email address.",
-        username: user.username,
-        email: user.email,
+        message:
+            "Confirmation link sent to the new address; the change completes when it is opened.",
+        username: current.user.username,
+        email: current.user.email,
+        pending_email,
     }))
 }
 
 #[derive(Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeleteRequest {
     /// Your password; not needed by an admin deleting another account.
     password: Option<String>,

@@ -6,14 +6,17 @@ use serde_json::json;
 use crate::caller::{ClientInfo, CurrentUser};
 use crate::domain::{Email, Password, Username};
 use crate::error::AppError;
-use crate::services::audit;
 use crate::services::mail::{RESET_LINK_MINUTES, VERIFY_LINK_HOURS};
 use crate::services::tokens::{hash_token, new_opaque_token};
+use crate::services::{audit, email_change};
 use crate::state::AppState;
-use crate::store::{now, StoreError, TokenGrant, TokenPurpose, User};
+use crate::store::{now, TokenGrant, TokenPurpose, User};
 
 /// One verification mail per this many seconds and user.
 pub const RESEND_VERIFICATION_INTERVAL_SECONDS: i64 = 60;
+/// Reset links per account: at most one per this many seconds, and this many an hour.
+pub const RESET_MAIL_INTERVAL_SECONDS: i64 = 60;
+pub const RESET_MAILS_PER_HOUR: i64 = 5;
 
 fn invalid_link() -> AppError {
     AppError::bad_request("invalid_token", "Invalid or expired token")
@@ -51,8 +54,11 @@ pub async fn verify_email(
         .await?
     {
         Some(true) => Ok(()),
+        Some(false) => Err(invalid_link()),
+        // Not a verification link: perhaps the confirm link of a pending email change.
+        None if email_change::confirm(state, token, client).await? => Ok(()),
         // Unknown, used, expired, or sent to an address the account no longer has.
-        Some(false) | None => Err(invalid_link()),
+        None => Err(invalid_link()),
     }
 }
 
@@ -93,8 +99,27 @@ pub async fn resend_verification(state: &AppState, current: &CurrentUser) -> Res
     Ok(())
 }
 
-/// Queues a reset link if the address belongs to an active account; says nothing either way.
+/// Answers at once and queues the work off the request path, so an address with an
+/// account and one without take the same time to answer. A reset link goes out only to an
+/// active account, at most once a minute and `RESET_MAILS_PER_HOUR` times an hour.
+/// The one piece of work on the request path, the same for every address: a database
+/// that cannot be reached is a 503 here as everywhere, not a silent loss.
 pub async fn request_password_reset(
+    state: &AppState,
+    email: &Email,
+    client: &ClientInfo,
+) -> Result<(), AppError> {
+    state.store.ping().await?;
+    let (state, email, client) = (state.clone(), email.clone(), client.clone());
+    tokio::spawn(async move {
+        if let Err(e) = queue_reset_link(&state, &email, &client).await {
+            tracing::warn!(error = %e, "could not queue a password reset link");
+        }
+    });
+    Ok(())
+}
+
+async fn queue_reset_link(
     state: &AppState,
     email: &Email,
     client: &ClientInfo,
@@ -116,11 +141,25 @@ pub async fn request_password_reset(
         chrono::Duration::minutes(RESET_LINK_MINUTES),
     );
     let activity = audit::plain(audit::PASSWORD_RESET_REQUEST, Some(user.id), client);
-    state
+    let queued = state
         .store
-        .grant_token(user.id, &g, &[mail], Some(&activity))
+        .grant_token_limited(
+            user.id,
+            &g,
+            &[mail],
+            &activity,
+            chrono::Duration::seconds(RESET_MAIL_INTERVAL_SECONDS),
+            RESET_MAILS_PER_HOUR,
+        )
         .await?;
-    state.mail_queued();
+    if queued {
+        state.mail_queued();
+    } else {
+        tracing::info!(
+            user_id = user.id,
+            "password reset link not sent: per-account limit"
+        );
+    }
     Ok(())
 }
 
@@ -134,11 +173,20 @@ pub async fn reset_password(
     state.passwords.check_policy(new_password, "new_password")?;
     let hash = state.passwords.hash(new_password, "new_password").await?;
     let activity = audit::plain(audit::PASSWORD_RESET, None, client);
-    state
+    let user_id = state
         .store
         .reset_password(&hash_token(token), &hash, &activity)
         .await?
         .ok_or_else(invalid_link)?;
+    // The owner proved control of the mailbox: failed-login throttling of the account's
+    // names starts afresh, from every address.
+    if let Some(user) = state.store.user_by_id(user_id).await? {
+        let username_key = user.username.to_lowercase();
+        state
+            .limiter
+            .clear_login_throttle(&[&username_key, &user.email])
+            .await;
+    }
     Ok(())
 }
 
@@ -193,62 +241,6 @@ pub async fn change_password(
         .change_password(current.user.id, &hash, &current.session_id, &activity)
         .await?;
     Ok(())
-}
-
-pub async fn change_email(
-    state: &AppState,
-    current: &CurrentUser,
-    new_email: &Email,
-    current_password: &str,
-    client: &ClientInfo,
-) -> Result<User, AppError> {
-    let user = &current.user;
-    if !state
-        .passwords
-        .verify(current_password, &user.password_hash)
-        .await?
-    {
-        return Err(incorrect_password());
-    }
-    if new_email.as_str() == user.email {
-        return Err(AppError::bad_request(
-            "email_unchanged",
-            "New email is the same as the current one",
-        ));
-    }
-    let token = new_opaque_token();
-    let mails = [
-        state
-            .mail
-            .verify_new_email(new_email.as_str(), &user.username, &token)?,
-        state
-            .mail
-            .email_changed_notice(&user.email, &user.username, new_email.as_str())?,
-    ];
-    let g = grant(
-        TokenPurpose::VerifyEmail,
-        &token,
-        new_email.as_str(),
-        chrono::Duration::hours(VERIFY_LINK_HOURS),
-    );
-    // Addresses are personal data; the trail records that the address changed, not what to.
-    let activity = audit::plain(audit::EMAIL_CHANGE, Some(user.id), client);
-    let updated = match state
-        .store
-        .change_email(user.id, new_email.as_str(), &g, &mails, &activity)
-        .await
-    {
-        // The unique constraint decides, also against a concurrent registration.
-        Err(StoreError::EmailTaken) => {
-            return Err(AppError::bad_request(
-                "email_taken",
-                "Email already registered",
-            ))
-        }
-        other => other?,
-    };
-    state.mail_queued();
-    Ok(updated)
 }
 
 /// Deletes `target`. The owner must confirm with their password; an admin deleting

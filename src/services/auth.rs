@@ -102,17 +102,19 @@ async fn check_login(
     client: &ClientInfo,
 ) -> Result<TokenPair, AppError> {
     let identifier = identifier.trim().to_lowercase();
+    // Counted before the password is checked (see protection/login.rs): parallel guesses
+    // cannot all be tried. The key is the name as typed, so the answer never tells which
+    // names share an account, nor whether one exists.
+    let client_key = client.ip.as_deref().unwrap_or("unknown");
+    let ticket = state
+        .limiter
+        .reserve_login(&identifier, client_key)
+        .await
+        .map_err(|wait| {
+            crate::telemetry::metrics::rate_limited("login");
+            too_many_failures(wait)
+        })?;
     let user = state.store.user_by_login(&identifier).await?;
-    // Throttled per account (all its login names share one counter); names without an
-    // account are throttled alike, so the answers cannot tell the two apart.
-    let throttle_key = user.as_ref().map_or_else(
-        || format!("name:{identifier}"),
-        |u| format!("user:{}", u.id),
-    );
-    if let Some(wait) = state.limiter.login_blocked_for(&throttle_key).await {
-        crate::telemetry::metrics::rate_limited("login");
-        return Err(too_many_failures(wait));
-    }
     let verified = match &user {
         Some(user) => {
             state
@@ -127,14 +129,13 @@ async fn check_login(
     };
     let user_id = user.as_ref().map(|u| u.id);
     let Some(user) = user.filter(|_| verified) else {
-        state.limiter.login_failed(&throttle_key).await;
         let failure = audit::plain(audit::LOGIN_FAILURE, user_id, client);
         if let Err(e) = state.store.record_activity(&failure).await {
             tracing::warn!(error = %e, "could not record a failed login");
         }
         return Err(AppError::unauthorized(INCORRECT_LOGIN));
     };
-    state.limiter.login_succeeded(&throttle_key).await;
+    state.limiter.login_succeeded(&ticket).await;
     if !user.is_active {
         return Err(AppError::Forbidden {
             code: "account_disabled",

@@ -3,7 +3,10 @@
 pub mod account;
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod credits;
+pub mod email_change;
 pub mod mail;
 pub mod passwords;
+pub mod pruning;
 pub mod tokens;

@@ -3,6 +3,8 @@
 //! in `shared.rs`; each backend adds only what differs (connection setup, migrations,
 //! row locking for the outbox).
 
+mod billing_models;
+pub mod connect_error;
 mod models;
 mod postgres;
 mod sql;
@@ -15,9 +17,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+pub use billing_models::*;
 pub use models::*;
 pub use postgres::PgStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{unapplied_migrations as sqlite_unapplied_migrations, SqliteStore};
 
 use crate::config::Config;
 
@@ -30,6 +33,9 @@ pub enum StoreError {
     /// The idempotency key (user, type, reference_id) is already in the ledger.
     #[error("reference already used")]
     DuplicateReference,
+    /// A plan with this id or Stripe price already exists.
+    #[error("plan id or stripe_price_id already used")]
+    PlanTaken,
     /// A row the change refers to (a user) no longer exists.
     #[error("referenced row missing")]
     MissingReference,
@@ -49,6 +55,9 @@ impl From<sqlx::Error> for StoreError {
                     .constraint()
                     .map(str::to_owned)
                     .unwrap_or_else(|| db.message().to_owned());
+                if what.contains("plans") {
+                    return Self::PlanTaken;
+                }
                 if what.contains("username_key") {
                     return Self::UsernameTaken;
                 }
@@ -90,9 +99,21 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Everything the services need from a database: one trait per area, implemented by
 /// both backends.
-pub trait Store: AccountStore + MailStore + CreditStore + ActivityStore + PoolStore {}
+pub trait Store:
+    AccountStore + LifecycleStore + MailStore + CreditStore + ActivityStore + BillingStore + PoolStore
+{
+}
 
-impl<T: AccountStore + MailStore + CreditStore + ActivityStore + PoolStore> Store for T {}
+impl<T> Store for T where
+    T: AccountStore
+        + LifecycleStore
+        + MailStore
+        + CreditStore
+        + ActivityStore
+        + BillingStore
+        + PoolStore
+{
+}
 
 /// Connection pool state, for the metrics sampler.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -143,15 +164,6 @@ pub trait AccountStore: Send + Sync + 'static {
         keep_session: &str,
         activity: &Activity,
     ) -> StoreResult<()>;
-    /// Sets the new address as unverified, voids earlier links, records grant and mail.
-    async fn change_email(
-        &self,
-        user_id: i64,
-        email: &str,
-        grant: &TokenGrant,
-        mail: &[OutgoingMail],
-        activity: &Activity,
-    ) -> StoreResult<User>;
     async fn delete_user(&self, user_id: i64, activity: &Activity) -> StoreResult<bool>;
     /// Makes `user` an admin: creates it verified, or promotes the account with that username.
     async fn upsert_admin(&self, user: &NewUser) -> StoreResult<(User, bool)>;
@@ -240,24 +252,98 @@ pub trait AccountStore: Send + Sync + 'static {
     ) -> StoreResult<Option<i64>>;
 }
 
+/// The account changes that need more than one step or a limit: pending email changes,
+/// rate-limited mailed tokens, admin creation and promotion, and pruning of what can never
+/// be used again.
+#[async_trait]
+pub trait LifecycleStore: Send + Sync + 'static {
+    /// Records the token and its mail only if the user got fewer than `per_hour` tokens of
+    /// this purpose in the last hour and none in the last `min_interval`; concurrent calls
+    /// for one user are serialised on the user's row. `false`: limited, nothing recorded.
+    async fn grant_token_limited(
+        &self,
+        user_id: i64,
+        grant: &TokenGrant,
+        mail: &[OutgoingMail],
+        activity: &Activity,
+        min_interval: chrono::Duration,
+        per_hour: i64,
+    ) -> StoreResult<bool>;
+    /// Creates a verified admin; never touches an existing account (`UsernameTaken`).
+    async fn create_admin(&self, user: &NewUser) -> StoreResult<User>;
+    /// Makes the account an admin only if its email is `email`; `None` otherwise.
+    async fn promote_admin(
+        &self,
+        username_key: &str,
+        email: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>>;
+    /// Makes `change.grant.email` the user's pending address (replacing any earlier one and
+    /// voiding its links), with the confirm and cancel grants and their mails.
+    async fn request_email_change(
+        &self,
+        user_id: i64,
+        change: &EmailChange,
+        activity: &Activity,
+    ) -> StoreResult<()>;
+    async fn pending_email(&self, user_id: i64) -> StoreResult<Option<String>>;
+    /// Follows a confirm link: the pending address becomes the verified email, links sent
+    /// to the old address stop working. `None` if the token or its pending change is gone;
+    /// `EmailTaken` if someone took the address meanwhile.
+    async fn confirm_email_change(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        activity: &Activity,
+    ) -> StoreResult<Option<i64>>;
+    /// Follows a cancel link: the pending change is dropped with its links.
+    async fn cancel_email_change(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        activity: &Activity,
+    ) -> StoreResult<bool>;
+    /// Deletes what can never be used again (see `PruneReport`); audit rows only when
+    /// `audit_before` is given. Safe to run on several instances at once.
+    async fn prune(
+        &self,
+        now: DateTime<Utc>,
+        audit_before: Option<DateTime<Utc>>,
+    ) -> StoreResult<PruneReport>;
+}
+
 /// The mail outbox.
 #[async_trait]
 pub trait MailStore: Send + Sync + 'static {
-    /// Leases up to `limit` due messages for `lease`; another worker cannot take them meanwhile.
+    /// Leases up to `limit` due messages for `lease` under the claim token `claim`;
+    /// another worker cannot take them until the lease ends.
     async fn claim_due_mail(
         &self,
         now: DateTime<Utc>,
         lease: Duration,
         limit: i64,
+        claim: &str,
     ) -> StoreResult<Vec<QueuedMail>>;
-    /// Records delivery and wipes the bodies (they may hold one-time links).
-    async fn mark_mail_sent(&self, id: i64, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Extends the lease of a message before it is sent, if the claim is still ours and
+    /// unexpired; `false` means another worker may have it now: do not send.
+    async fn renew_mail_claim(
+        &self,
+        id: i64,
+        claim: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> StoreResult<bool>;
+    /// Records delivery and wipes the bodies (they may hold one-time links), if the claim
+    /// is still ours.
+    async fn mark_mail_sent(&self, id: i64, claim: &str, now: DateTime<Utc>) -> StoreResult<bool>;
+    /// Schedules a retry, if the claim is still ours.
     async fn mark_mail_failed(
         &self,
         id: i64,
+        claim: &str,
         error: &str,
         retry_at: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<bool>;
     async fn pending_mail_count(&self) -> StoreResult<i64>;
 }
 
@@ -291,6 +377,44 @@ pub trait CreditStore: Send + Sync + 'static {
     async fn ledger_mismatches(&self) -> StoreResult<Vec<LedgerMismatch>>;
 }
 
+/// Plans, Stripe customers and subscriptions, and webhook events with their effects.
+#[async_trait]
+pub trait BillingStore: Send + Sync + 'static {
+    /// Ordered by price; only active ones when `active_only`.
+    async fn plans(&self, active_only: bool) -> StoreResult<Vec<Plan>>;
+    async fn plan_by_id(&self, id: &str) -> StoreResult<Option<Plan>>;
+    /// `PlanTaken` when the id or the Stripe price is already a plan's.
+    async fn create_plan(&self, plan: &Plan) -> StoreResult<Plan>;
+    /// Replaces every field but id and created_at; `None` if there is no such plan.
+    async fn update_plan(&self, plan: &Plan) -> StoreResult<Option<Plan>>;
+
+    async fn stripe_customer_of(&self, user_id: i64) -> StoreResult<Option<String>>;
+    /// Records the user's customer unless one is recorded already; returns the recorded one.
+    async fn save_stripe_customer(
+        &self,
+        user_id: i64,
+        customer_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<String>;
+    /// Newest first.
+    async fn subscriptions_of(&self, user_id: i64) -> StoreResult<Vec<BillingSubscription>>;
+
+    /// Records the event id and applies its effect in ONE transaction; a known id changes
+    /// nothing (`Duplicate`). Returns the outcome and the user it was matched to.
+    async fn apply_stripe_event(
+        &self,
+        event: &IncomingEvent,
+        effect: &EventEffect,
+    ) -> StoreResult<(EventOutcome, Option<i64>)>;
+    /// Newest first, and the total; all outcomes when `outcome` is `None`.
+    async fn billing_events(
+        &self,
+        outcome: Option<&str>,
+        skip: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<BillingEventRecord>, i64)>;
+}
+
 /// The audit trail.
 #[async_trait]
 pub trait ActivityStore: Send + Sync + 'static {
@@ -307,10 +431,21 @@ pub trait ActivityStore: Send + Sync + 'static {
 
 /// Opens the backend named by the URL's scheme, and applies pending migrations (fail fast).
 pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let url = &config.database_url;
     let store: Arc<dyn Store> = if config.is_sqlite() {
-        Arc::new(SqliteStore::connect(&config.database_url, config.db_max_connections).await?)
+        Arc::new(
+            match SqliteStore::connect(url, config.db_max_connections).await {
+                Ok(store) => store,
+                Err(e) => return Err(connect_error::explain(url, &e).await),
+            },
+        )
     } else {
-        Arc::new(PgStore::connect(&config.database_url, config.db_max_connections).await?)
+        Arc::new(
+            match PgStore::connect(url, config.db_max_connections).await {
+                Ok(store) => store,
+                Err(e) => return Err(connect_error::explain(url, &e).await),
+            },
+        )
     };
     Ok(store)
 }

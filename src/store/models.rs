@@ -60,6 +60,10 @@ pub struct NewSession {
 pub enum TokenPurpose {
     VerifyEmail,
     ResetPassword,
+    /// Sent to a pending new address; completes the change.
+    ChangeEmail,
+    /// Sent to the current address when a change is pending; cancels it.
+    CancelEmailChange,
 }
 
 impl TokenPurpose {
@@ -67,8 +71,27 @@ impl TokenPurpose {
         match self {
             Self::VerifyEmail => "verify_email",
             Self::ResetPassword => "reset_password",
+            Self::ChangeEmail => "change_email",
+            Self::CancelEmailChange => "cancel_email_change",
         }
     }
+}
+
+/// A requested change of email: both grants carry the NEW address (the change they
+/// confirm or cancel); the mails go to the new and the current address.
+#[derive(Debug, Clone)]
+pub struct EmailChange {
+    pub confirm: TokenGrant,
+    pub cancel: TokenGrant,
+    pub mail: Vec<OutgoingMail>,
+}
+
+/// What one pruning pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub sessions: u64,
+    pub email_tokens: u64,
+    pub activities: u64,
 }
 
 /// A one-time token to record: only its hash is stored.
@@ -122,10 +145,12 @@ pub struct MigrationStatus {
 pub enum CreditKind {
     Added,
     Used,
-    /// Reserved for payments: credits bought.
+    /// Credits bought with a one-time Stripe payment.
     Purchase,
-    /// Reserved for payments: credits taken back with a refund.
+    /// Credits taken back after a refund or dispute (may take the balance below zero).
     Refund,
+    /// Credits of a paid subscription period.
+    SubscriptionGrant,
 }
 
 impl CreditKind {
@@ -135,6 +160,7 @@ impl CreditKind {
             Self::Used => "credit_used",
             Self::Purchase => "purchase",
             Self::Refund => "refund",
+            Self::SubscriptionGrant => "subscription_grant",
         }
     }
 

@@ -9,9 +9,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
 use super::sql::{
-    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store, impl_mail_store,
-    insert_activity, insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, LEDGER_MISMATCHES,
-    SESSION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+    claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
+    impl_credit_store, impl_lifecycle_store, impl_mail_store, insert_activity, insert_grant,
+    insert_mail, PaymentRow, CONSUME_TOKEN, CREDIT_COLUMNS, EVENT_COLUMNS, LEDGER_MISMATCHES,
+    PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -26,6 +27,9 @@ impl PgStore {
 
     /// `SKIP LOCKED` lets several instances' workers claim disjoint batches without waiting.
     const CLAIM_MAIL: &'static str = claim_mail_sql!("FOR UPDATE SKIP LOCKED");
+
+    /// Locks a user's row for the rest of the transaction (limits counted under it).
+    const LOCK_USER: &'static str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
 
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url)?
@@ -106,3 +110,5 @@ impl_account_store!(PgStore, MIGRATOR);
 impl_mail_store!(PgStore, MIGRATOR);
 impl_credit_store!(PgStore, MIGRATOR);
 impl_activity_store!(PgStore, MIGRATOR);
+impl_lifecycle_store!(PgStore);
+impl_billing_store!(PgStore, sqlx::PgConnection);

@@ -13,13 +13,28 @@ use sqlx::sqlite::{
 use sqlx::ConnectOptions;
 
 use super::sql::{
-    claim_mail_sql, impl_account_store, impl_activity_store, impl_credit_store, impl_mail_store,
-    insert_activity, insert_grant, insert_mail, CONSUME_TOKEN, CREDIT_COLUMNS, LEDGER_MISMATCHES,
-    SESSION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+    claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
+    impl_credit_store, impl_lifecycle_store, impl_mail_store, insert_activity, insert_grant,
+    insert_mail, PaymentRow, CONSUME_TOKEN, CREDIT_COLUMNS, EVENT_COLUMNS, LEDGER_MISMATCHES,
+    PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// The migrations this build carries, all pending: `migrate status` for a database file
+/// that does not exist yet (looking must not create it).
+pub fn unapplied_migrations() -> Vec<MigrationStatus> {
+    MIGRATOR
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| MigrationStatus {
+            version: m.version,
+            description: m.description.to_string(),
+            applied: false,
+        })
+        .collect()
+}
 
 pub struct SqliteStore {
     reader: SqlitePool,
@@ -31,6 +46,9 @@ impl SqliteStore {
 
     /// The single writer connection already serialises claims.
     const CLAIM_MAIL: &'static str = claim_mail_sql!("");
+
+    /// Locks a user's row for the rest of the transaction (limits counted under it).
+    const LOCK_USER: &'static str = "SELECT id FROM users WHERE id = $1";
 
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
@@ -129,3 +147,5 @@ impl_account_store!(SqliteStore, MIGRATOR);
 impl_mail_store!(SqliteStore, MIGRATOR);
 impl_credit_store!(SqliteStore, MIGRATOR);
 impl_activity_store!(SqliteStore, MIGRATOR);
+impl_lifecycle_store!(SqliteStore);
+impl_billing_store!(SqliteStore, sqlx::SqliteConnection);

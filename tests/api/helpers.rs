@@ -210,6 +210,9 @@ pub fn base_vars(db_url: &str, dir: &std::path::Path, smtp_port: u16) -> HashMap
         // Tests make many requests from one address; the protection tests set their own limits.
         ("RATE_LIMIT_AUTH_PER_MINUTE", "100000".into()),
         ("RATE_LIMIT_DEFAULT_PER_MINUTE", "100000".into()),
+        // Tests of shared counters must not fall back to in-process ones because a loaded
+        // machine answered slowly; the Redis stall test sets its own short timeout.
+        ("REDIS_TIMEOUT_MS", "1000".into()),
         // Keeps each test's counters apart when it uses the shared Redis.
         (
             "REDIS_KEY_PREFIX",

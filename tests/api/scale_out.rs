@@ -264,14 +264,15 @@ async fn failed_login_throttling_is_shared_across_instances() {
         return;
     };
     let (a, b) = nodes(&app, &other);
-    let user = app.register("niaj").await;
+    app.register("niaj").await;
     app.register("olivia").await;
 
-    // 5 failures, split across the instances, by username and by email.
+    // 5 failures, split across the instances, by one login name in any case. (A name
+    // counts on its own: the account's email has a count of its own, see hardening.rs.)
     for (i, (node, name)) in [
         (&a, "niaj"),
         (&b, "niaj"),
-        (&a, user.email.as_str()),
+        (&a, "Niaj"),
         (&b, "NIAJ"),
         (&a, "niaj"),
     ]
@@ -285,7 +286,7 @@ async fn failed_login_throttling_is_shared_across_instances() {
         .await;
     }
     let retry_b = assert_rate_limited(b.login("niaj", PASSWORD).await, "throttled on B").await;
-    let retry_a = assert_rate_limited(a.login(&user.email, PASSWORD).await, "throttled on A").await;
+    let retry_a = assert_rate_limited(a.login("NIAJ", PASSWORD).await, "throttled on A").await;
     assert!(retry_a <= 2 && retry_b <= 2, "2 s after the 5th failure");
     // Another account, on either instance, is fine.
     b.login_ok("olivia", PASSWORD).await;

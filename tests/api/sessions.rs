@@ -728,7 +728,7 @@ async fn activity_records_every_security_event(backend: Backend) {
             &json!({"new_email": new_email, "current_password": third}),
             Some(&a2),
         )
-        .await; // email_change
+        .await; // email_change_request
     assert_eq!(r.status(), StatusCode::OK);
     let confirm_token = app
         .wait_for_mail(new_email, "confirm")
@@ -737,7 +737,7 @@ async fn activity_records_every_security_event(backend: Backend) {
         .unwrap();
     let r = ua
         .post("/auth/verify-email", &json!({"token": confirm_token}), None)
-        .await; // email_verified
+        .await; // email_change (completed)
     assert_eq!(r.status(), StatusCode::OK);
     secrets.extend([
         confirm_token,
@@ -786,8 +786,8 @@ async fn activity_records_every_security_event(backend: Backend) {
         "password_reset_request",
         "password_reset",
         "login_success",
+        "email_change_request",
         "email_change",
-        "email_verified",
         "login_success",
         "session_revoke",
         "credits_add",

@@ -33,6 +33,8 @@ pub struct ReceivedMail {
 struct Shared {
     mails: Mutex<Vec<ReceivedMail>>,
     notify: Notify,
+    /// How long the server takes to accept each message (a slow relay).
+    delay: Duration,
 }
 
 pub struct SmtpServer {
@@ -65,11 +67,24 @@ impl SmtpServer {
         }
     }
 
+    /// Start on an ephemeral port; each message is answered only after `delay`.
+    pub async fn start_slow(delay: Duration) -> SmtpServer {
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("smtp test server: bind 127.0.0.1:0");
+        Self::with_delay(listener, delay)
+    }
+
     fn from_listener(listener: TcpListener) -> SmtpServer {
+        Self::with_delay(listener, Duration::ZERO)
+    }
+
+    fn with_delay(listener: TcpListener, delay: Duration) -> SmtpServer {
         let port = listener.local_addr().expect("local_addr").port();
         let shared = Arc::new(Shared {
             mails: Mutex::new(Vec::new()),
             notify: Notify::new(),
+            delay,
         });
         let task = tokio::spawn(accept_loop(listener, shared.clone()));
         SmtpServer { port, shared, task }
@@ -335,6 +350,9 @@ async fn session(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> 
                         to: std::mem::take(&mut rcpts),
                         raw: String::from_utf8_lossy(&body).into_owned(),
                     };
+                    if !shared.delay.is_zero() {
+                        tokio::time::sleep(shared.delay).await;
+                    }
                     if too_big {
                         b"552 Message too large\r\n"
                     } else {

@@ -110,17 +110,24 @@ impl MailComposer {
         )
     }
 
+    pub fn cancel_email_change_link(&self, token: &str) -> String {
+        format!("{}/cancel-email-change?token={token}", self.frontend_url)
+    }
+
+    /// To the current address while a change is pending: the link cancels the change.
     pub fn email_changed_notice(
         &self,
         to: &str,
         username: &str,
         new_email: &str,
+        cancel_token: &str,
     ) -> anyhow::Result<OutgoingMail> {
-        let ctx = context! { username, old_email => to, new_email };
+        let ctx = context! { username, old_email => to, new_email,
+        cancel_link => self.cancel_email_change_link(cancel_token) };
         self.render(
             "email_changed_notice",
             to,
-            "Your email address was changed",
+            "Your email address is about to be changed",
             ctx,
         )
     }
@@ -177,9 +184,12 @@ mod tests {
             .text_body
             .contains("https://app.example.com/reset-password?token=RESET9"));
         let notice = composer
-            .email_changed_notice("old@example.com", "bob", "new@example.com")
+            .email_changed_notice("old@example.com", "bob", "new@example.com", "CANCEL7")
             .unwrap();
         assert!(notice.text_body.contains("new@example.com"));
+        assert!(notice
+            .text_body
+            .contains("https://app.example.com/cancel-email-change?token=CANCEL7"));
         assert_eq!(notice.recipient, "old@example.com");
     }
 }

@@ -16,8 +16,6 @@ use crate::config::{Config, SmtpConfig};
 use crate::store::{now, QueuedMail, Store};
 
 const BATCH: i64 = 20;
-/// How long a claimed message is reserved for the worker that claimed it.
-const LEASE: Duration = Duration::from_secs(120);
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 pub enum Transport {
@@ -74,6 +72,9 @@ pub struct OutboxWorker {
     from: Mailbox,
     retry_base: Duration,
     poll_interval: Duration,
+    /// How long a claimed message is reserved for this worker (MAIL_LEASE_MS); renewed
+    /// before each send, so a slow batch never outlives its claims.
+    lease: Duration,
     wakeup: Arc<Notify>,
 }
 
@@ -93,6 +94,7 @@ impl OutboxWorker {
                 .with_context(|| format!("MAIL_FROM={:?} is not an address", config.mail.from))?,
             retry_base: config.mail.retry_base,
             poll_interval: config.mail.poll_interval,
+            lease: config.hardening.mail_lease,
             wakeup,
         })
     }
@@ -114,13 +116,33 @@ impl OutboxWorker {
     }
 
     /// Sends what is due now; returns how many messages were claimed.
+    ///
+    /// Each batch is claimed under a token of its own. Before each send the message's
+    /// lease is renewed, which succeeds only while the claim is still ours and unexpired:
+    /// if sending earlier messages outlasted it, another worker may hold the message now,
+    /// and this one leaves it alone. Outcomes are recorded only under our claim.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
-        let batch = self.store.claim_due_mail(now(), LEASE, BATCH).await?;
+        let claim = uuid::Uuid::new_v4().to_string();
+        let batch = self
+            .store
+            .claim_due_mail(now(), self.lease, BATCH, &claim)
+            .await?;
         for mail in &batch {
-            match self.send(mail).await {
+            if !self
+                .store
+                .renew_mail_claim(mail.id, &claim, now(), self.lease)
+                .await?
+            {
+                tracing::debug!(
+                    mail_id = mail.id,
+                    "mail claim lapsed; left to another worker"
+                );
+                continue;
+            }
+            let recorded = match self.send(mail).await {
                 Ok(()) => {
                     crate::telemetry::metrics::mail_sent("sent");
-                    self.store.mark_mail_sent(mail.id, now()).await?
+                    self.store.mark_mail_sent(mail.id, &claim, now()).await?
                 }
                 Err(e) => {
                     crate::telemetry::metrics::mail_sent("failed");
@@ -131,9 +153,15 @@ impl OutboxWorker {
                         + chrono::Duration::from_std(delay)
                             .unwrap_or(chrono::Duration::minutes(15));
                     self.store
-                        .mark_mail_failed(mail.id, &format!("{e:#}"), retry_at)
-                        .await?;
+                        .mark_mail_failed(mail.id, &claim, &format!("{e:#}"), retry_at)
+                        .await?
                 }
+            };
+            if !recorded {
+                tracing::warn!(
+                    mail_id = mail.id,
+                    "mail claim lapsed during the send; MAIL_LEASE_MS is shorter than a send"
+                );
             }
         }
         Ok(batch.len())

@@ -202,40 +202,6 @@ macro_rules! impl_account_store {
                 Ok(())
             }
 
-            async fn change_email(
-                &self,
-                user_id: i64,
-                email: &str,
-                grant: &TokenGrant,
-                mail: &[OutgoingMail],
-                activity: &Activity,
-            ) -> StoreResult<User> {
-                let now = grant.created_at;
-                let mut tx = self.writer().begin().await?;
-                let user: User = sqlx::query_as(&format!(
-                    "UPDATE users SET email = $2, is_verified = FALSE, updated_at = $3 WHERE id = $1 \
-                     RETURNING {USER_COLUMNS}"
-                ))
-                .bind(user_id)
-                .bind(email)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-                // Links mailed to the old address must not act on the account any more.
-                sqlx::query("UPDATE email_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
-                    .bind(user_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                insert_grant!(&mut *tx, user_id, grant);
-                for m in mail {
-                    insert_mail!(&mut *tx, m, now);
-                }
-                insert_activity!(&mut *tx, activity, Some(user_id));
-                tx.commit().await?;
-                Ok(user)
-            }
-
             async fn delete_user(&self, user_id: i64, activity: &Activity) -> StoreResult<bool> {
                 let mut tx = self.writer().begin().await?;
                 let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&mut *tx).await?;

@@ -6,12 +6,19 @@
 
 mod accounts;
 mod activity;
+mod billing;
 mod credits;
+mod lifecycle;
 mod mail;
 
 pub(super) use accounts::impl_account_store;
 pub(super) use activity::impl_activity_store;
+pub(super) use billing::{
+    clawback_target, impl_billing_store, PaymentRow, EVENT_COLUMNS, PLAN_COLUMNS,
+    SUBSCRIPTION_COLUMNS,
+};
 pub(super) use credits::impl_credit_store;
+pub(super) use lifecycle::impl_lifecycle_store;
 pub(super) use mail::impl_mail_store;
 
 pub(in crate::store) const USER_COLUMNS: &str =
@@ -52,7 +59,7 @@ pub(in crate::store) const S_SESSION_COLUMNS: &str = session_columns!("s.");
 macro_rules! claim_mail_sql {
     ($lock:literal) => {
         concat!(
-            "UPDATE mail_outbox SET locked_until = $2, attempts = attempts + 1 WHERE id IN (",
+            "UPDATE mail_outbox SET locked_until = $2, claim_token = $4, attempts = attempts + 1 WHERE id IN (",
             "SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 ",
             "AND (locked_until IS NULL OR locked_until <= $1) ORDER BY id LIMIT $3 ",
             $lock,

@@ -1,0 +1,9 @@
+//! Billing (DESIGN §9): plans, checkout against a local Stripe stand-in, webhooks signed
+//! as Stripe signs them, refunds and disputes, and the Stripe calls against localstripe.
+
+mod checkout;
+mod localstripe;
+mod plans;
+mod refunds;
+mod support;
+mod webhooks;
