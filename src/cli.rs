@@ -66,6 +66,9 @@ pub enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// GET /health/live of the server this configuration describes (HOST, PORT); exits
+    /// non-zero unless it answers 200. For container HEALTHCHECKs: the image has no curl.
+    Healthcheck,
     /// Copy users, flags, balances and credit history from the original FastAPI service's
     /// PostgreSQL database; idempotent (a second run changes nothing).
     ImportFastapi {
@@ -121,6 +124,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Ledger {
             action: LedgerAction::Verify,
         } => verify_ledger(&config).await,
+        Command::Healthcheck => crate::healthcheck::check(&config).await,
         Command::ImportFastapi { from } => import_fastapi(&config, &from).await,
         Command::Openapi => match print_openapi() {
             ExitCode::SUCCESS => Ok(()),

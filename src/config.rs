@@ -15,6 +15,8 @@ mod oidc;
 pub use oidc::{OidcConfig, OidcProviderConfig};
 mod server;
 pub use server::{CorsPolicy, ServerConfig};
+mod ops;
+pub use ops::OpsConfig;
 mod hardening_auth;
 pub use hardening_auth::HardeningConfig;
 mod billing;
@@ -95,6 +97,7 @@ pub struct Config {
     pub logstash: Option<(String, u16)>,
     /// Sign in with Google and other OpenID Connect providers (DESIGN §10).
     pub oidc: OidcConfig,
+    pub ops: OpsConfig,
     /// Login throttle, Redis circuit, outbox lease, pruning.
     pub hardening: HardeningConfig,
     pub billing: BillingConfig,
@@ -286,6 +289,7 @@ impl Config {
             json_logs: vars.flag("JSON_LOGS", false)?,
             logstash,
             oidc: OidcConfig::from_vars(&vars)?,
+            ops: OpsConfig::from_vars(&vars)?,
             hardening: HardeningConfig::from_vars(&vars)?,
             billing: BillingConfig::from_vars(&vars)?,
         };

@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod healthcheck;
 pub mod import;
 pub mod protection;
 pub mod routes;

@@ -11,6 +11,7 @@ use crate::error::AppError;
 use crate::protection::middleware::ClientIp;
 use crate::services::auth::authenticate;
 use crate::state::AppState;
+use crate::telemetry::RequestUser;
 
 /// Headers that carry an internal service key; `api-key` is what the original's clients send.
 const API_KEY_HEADERS: [&str; 2] = ["x-api-key", "api-key"];
@@ -31,7 +32,12 @@ impl FromRequestParts<AppState> for CurrentUser {
     ) -> Result<Self, Self::Rejection> {
         let token = bearer_token(&parts.headers)
             .ok_or_else(|| AppError::unauthorized("Not authenticated"))?;
-        authenticate(state, token).await
+        let current = authenticate(state, token).await?;
+        // The access log names the user the request acted as.
+        if let Some(slot) = parts.extensions.get::<RequestUser>() {
+            slot.set(current.user.id);
+        }
+        Ok(current)
     }
 }
 

@@ -58,6 +58,7 @@ pub async fn rate_limit(
     let mut response = if decision.allowed {
         next.run(request).await
     } else {
+        crate::telemetry::metrics::rate_limited(bucket);
         AppError::TooManyRequests {
             detail: "Too many requests".into(),
             retry_after_secs: decision.reset_after_secs,

@@ -13,8 +13,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, auth, billing, credits, email_links, health, identities, oauth, plans, sessions,
-    test_info, users, webhooks, ErrorBody, MessageResponse,
+    admin, auth, billing, credits, email_links, health, identities, metrics, oauth, plans,
+    sessions, test_info, users, webhooks, ErrorBody, MessageResponse,
 };
 use crate::services::auth::TokenPair;
 
@@ -33,6 +33,9 @@ use crate::services::auth::TokenPair;
         health::health,
         oauth::providers, oauth::authorize, oauth::callback,
         identities::list_identities, identities::unlink_identity,
+        health::live,
+        health::ready,
+        metrics::scrape,
         plans::list_plans, plans::admin_list_plans, plans::create_plan, plans::update_plan,
         billing::checkout, billing::portal, billing::subscription, billing::cancel_subscription,
         billing::payment_methods, billing::detach_payment_method, billing::events,

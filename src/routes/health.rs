@@ -1,4 +1,7 @@
-//! Liveness and readiness in one: 200 while the database answers, 503 when it does not.
+//! `/health`: the database and Redis state in one answer (200 while the database answers).
+//! `/health/live`: the process answers (no dependency checked, so a database outage does
+//! not get every instance restarted). `/health/ready`: the database answers and its schema
+//! is fully migrated; a load balancer or Kubernetes sends traffic only while it is 200.
 
 use std::time::Instant;
 
@@ -11,7 +14,10 @@ use serde_json::{json, Value};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health))
+    Router::new()
+        .route("/health", get(health))
+        .route("/health/live", get(live))
+        .route("/health/ready", get(ready))
 }
 
 /// The shape of the /health answer (built with `json!` below; this type documents it).
@@ -92,4 +98,48 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body))
+}
+
+/// How long a probe waits for the database before answering 503.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+#[utoipa::path(get, path = "/health/live", tag = "health",
+    responses((status = 200, description = "The process answers")))]
+async fn live() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses(
+        (status = 200, description = "Database reachable and migrated"),
+        (status = 503, description = "Database unreachable or migrations pending"),
+    ))]
+async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let check = async {
+        state
+            .store
+            .ping()
+            .await
+            .map_err(|_| "database unreachable")?;
+        let migrations = state
+            .store
+            .migration_status()
+            .await
+            .map_err(|_| "database unreachable")?;
+        if migrations.iter().all(|m| m.applied) {
+            Ok(())
+        } else {
+            Err("migrations pending")
+        }
+    };
+    let outcome = tokio::time::timeout(PROBE_TIMEOUT, check)
+        .await
+        .unwrap_or(Err("database unreachable"));
+    match outcome {
+        Ok(()) => (StatusCode::OK, Json(json!({ "status": "ok" }))),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "reason": reason })),
+        ),
+    }
 }

@@ -8,6 +8,7 @@ pub mod docs;
 pub mod email_links;
 pub mod health;
 pub mod identities;
+pub mod metrics;
 pub mod oauth;
 mod openapi_contract;
 pub mod plans;
@@ -30,6 +31,7 @@ pub fn api() -> Router<AppState> {
         .merge(email_links::router())
         .merge(users::router())
         .merge(health::router())
+        .merge(metrics::router())
         .merge(sessions::router())
         .merge(admin::router())
         .merge(oauth::router())

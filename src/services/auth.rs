@@ -83,6 +83,24 @@ pub async fn login(
     password: &str,
     client: &ClientInfo,
 ) -> Result<TokenPair, AppError> {
+    let result = check_login(state, identifier, password, client).await;
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(AppError::Unauthorized { .. }) => "invalid_credentials",
+        Err(AppError::TooManyRequests { .. }) => "throttled",
+        Err(AppError::Forbidden { .. }) => "disabled",
+        Err(_) => "error",
+    };
+    crate::telemetry::metrics::login(outcome);
+    result
+}
+
+async fn check_login(
+    state: &AppState,
+    identifier: &str,
+    password: &str,
+    client: &ClientInfo,
+) -> Result<TokenPair, AppError> {
     let identifier = identifier.trim().to_lowercase();
     // Counted before the password is checked (see protection/login.rs): parallel guesses
     // cannot all be tried. The key is the name as typed, so the answer never tells which
@@ -92,7 +110,10 @@ pub async fn login(
         .limiter
         .reserve_login(&identifier, client_key)
         .await
-        .map_err(too_many_failures)?;
+        .map_err(|wait| {
+            crate::telemetry::metrics::rate_limited("login");
+            too_many_failures(wait)
+        })?;
     let user = state.store.user_by_login(&identifier).await?;
     let verified = match &user {
         // An account created through a sign-in provider has no password: it fails like

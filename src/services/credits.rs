@@ -95,6 +95,26 @@ pub async fn apply(
     change: Change,
     client: &ClientInfo,
 ) -> Result<Applied, AppError> {
+    let kind = change.kind.as_str();
+    let result = apply_change(state, change, client).await;
+    let outcome = match &result {
+        Ok(applied) if applied.replayed => "replayed",
+        Ok(_) => "success",
+        Err(AppError::BadRequest { .. }) => "insufficient",
+        Err(AppError::Conflict { .. }) => "conflict",
+        Err(AppError::NotFound { .. }) => "not_found",
+        Err(AppError::Validation(_)) => "invalid",
+        Err(_) => "error",
+    };
+    crate::telemetry::metrics::credit_operation(kind, outcome);
+    result
+}
+
+async fn apply_change(
+    state: &AppState,
+    change: Change,
+    client: &ClientInfo,
+) -> Result<Applied, AppError> {
     check_text(
         "reference_id",
         change.reference_id.as_deref(),

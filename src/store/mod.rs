@@ -10,6 +10,7 @@ mod models;
 mod postgres;
 mod sql;
 mod sqlite;
+mod wait;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,6 +126,7 @@ pub trait Store:
     + ActivityStore
     + BillingStore
     + IdentityStore
+    + PoolStore
 {
 }
 
@@ -136,7 +138,21 @@ impl<T> Store for T where
         + ActivityStore
         + BillingStore
         + IdentityStore
+        + PoolStore
 {
+}
+
+/// Connection pool state, for the metrics sampler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolConnections {
+    /// Open connections (idle + in use).
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
+pub trait PoolStore: Send + Sync + 'static {
+    fn pool_connections(&self) -> PoolConnections;
 }
 
 /// Users, sessions, emailed tokens and the schema itself. Methods that change something
@@ -464,7 +480,14 @@ pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// Opens the store and brings the schema up to date: what `serve` does before listening.
+/// PostgreSQL may still be starting (containers start together): the first connection is
+/// retried with backoff for DATABASE_CONNECT_TIMEOUT_SECONDS. Several instances may run
+/// this at once: sqlx's migrator holds a PostgreSQL advisory lock while it migrates, so one
+/// applies the migrations and the others then find them applied.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    if !config.is_sqlite() {
+        wait::until_reachable(&config.database_url, config.ops.database_connect_timeout).await?;
+    }
     let store = connect(config).await?;
     store.migrate_up().await?;
     Ok(store)

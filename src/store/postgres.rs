@@ -101,6 +101,16 @@ impl PgStore {
     }
 }
 
+impl PoolStore for PgStore {
+    fn pool_connections(&self) -> PoolConnections {
+        PoolConnections {
+            size: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+            max: self.pool.options().get_max_connections(),
+        }
+    }
+}
+
 impl_account_store!(PgStore, MIGRATOR);
 impl_mail_store!(PgStore, MIGRATOR);
 impl_credit_store!(PgStore, MIGRATOR);

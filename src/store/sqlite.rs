@@ -152,6 +152,21 @@ fn create_private(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
+/// Both pools together: the writer's single connection and the readers.
+impl PoolStore for SqliteStore {
+    fn pool_connections(&self) -> PoolConnections {
+        let pools = [&self.writer, &self.reader];
+        PoolConnections {
+            size: pools.iter().map(|p| p.size()).sum(),
+            idle: pools.iter().map(|p| p.num_idle() as u32).sum(),
+            max: pools
+                .iter()
+                .map(|p| p.options().get_max_connections())
+                .sum(),
+        }
+    }
+}
+
 impl_account_store!(SqliteStore, MIGRATOR);
 impl_mail_store!(SqliteStore, MIGRATOR);
 impl_credit_store!(SqliteStore, MIGRATOR);

@@ -18,6 +18,7 @@ mod hardening_server;
 mod import_fastapi;
 mod logs;
 mod oidc;
+mod ops;
 mod protection;
 mod readme;
 mod scale_out;

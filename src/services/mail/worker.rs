@@ -161,8 +161,12 @@ impl OutboxWorker {
                 continue;
             }
             let recorded = match self.send(mail).await {
-                Ok(()) => self.store.mark_mail_sent(mail.id, &claim, now()).await?,
+                Ok(()) => {
+                    crate::telemetry::metrics::mail_sent("sent");
+                    self.store.mark_mail_sent(mail.id, &claim, now()).await?
+                }
                 Err(e) => {
+                    crate::telemetry::metrics::mail_sent("failed");
                     let delay = self.backoff(mail.attempts);
                     tracing::warn!(mail_id = mail.id, attempts = mail.attempts, retry_in_ms = delay.as_millis() as u64,
                         error = %e, "mail delivery failed; will retry");

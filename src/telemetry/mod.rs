@@ -1,6 +1,14 @@
 //! Logging: human-readable or JSON lines on stdout (JSON_LOGS), level from LOG_LEVEL
 //! (RUST_LOG, when set, wins), optionally copied as JSON over TCP to Logstash.
 //! Nothing secret is logged: request spans carry the path only, never the query or headers.
+//! Also: Prometheus metrics (`metrics`), OTLP traces (`otel`), and the per-request layer
+//! that feeds both and writes the access log (`request`).
+
+pub mod metrics;
+pub mod otel;
+pub mod request;
+
+pub use request::{layer as request_layer, RequestUser};
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -62,6 +70,7 @@ pub fn init(config: &Config) {
         .with(filter_for(&config.log_level))
         .with(stdout)
         .with(logstash)
+        .with(otel::layer(config))
         .try_init();
 }
 
