@@ -102,9 +102,11 @@ TOML
 # Billing is off in this instance (no STRIPE_SECRET_KEY): its routes answer 503
 # billing_disabled by design, which the server-error check would flag. Billing's own tests
 # drive them against a Stripe stand-in. Remove this once the check configures one.
-# /admin/plans and /admin/billing: their schemas do not yet state the server's limits
-# (plan credits > 0, skip <= 2^32-1): found by this check, left to the billing area.
-NOT_CONFIGURED=(--exclude-path-regex '^/(billing|webhooks)/|^/admin/(plans|billing)')
+# /admin/plans: two gaps this check found, left for the billing area: "interval only for
+# subscriptions" is a cross-field rule (on a PATCH it depends on the stored plan's kind),
+# which the document does not state; and an integral JSON number such as 646.0 for the
+# integer `price` is refused with 422 although JSON Schema counts it as an integer.
+NOT_CONFIGURED=(--exclude-path-regex '^/(billing|webhooks)/|^/admin/plans')
 
 FAILED=()
 run() {

@@ -13,7 +13,7 @@ pub struct AppQuery<T>(pub T);
 /// A body that may be JSON or `application/x-www-form-urlencoded` (OAuth2 password login).
 /// Unlike the others it lets NUL through: login answers such text with its usual 401.
 pub struct JsonOrForm<T>(pub T);
-/// A JSON body that may be absent (no JSON content type, or empty): `None` then. A JSON
+/// A JSON body that may be absent (no JSON content type, empty, or `null`): `None` then. A JSON
 /// body that is present must parse.
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -144,7 +144,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJson<T> {
             return Ok(OptionalJson(None));
         }
         super::storable::check_json(&bytes)?;
-        parse_json(&bytes).map(|value| OptionalJson(Some(value)))
+        // A JSON `null` says "no body" as plainly as an empty one (the document's optional
+        // bodies are nullable).
+        parse_json::<Option<T>>(&bytes).map(OptionalJson)
     }
 }
 

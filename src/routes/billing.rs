@@ -262,7 +262,7 @@ pub struct EventsQuery {
     #[param(pattern = "^(applied|duplicate|ignored|unmatched)$")]
     outcome: Option<String>,
     #[serde(default)]
-    #[param(minimum = 0, default = 0)]
+    #[param(value_type = i64, minimum = 0, maximum = 4294967295_i64, default = 0)]
     skip: u32,
     #[param(minimum = 1, maximum = 100, default = 50)]
     limit: Option<i64>,

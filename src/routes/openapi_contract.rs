@@ -195,20 +195,32 @@ fn tighten_request_schemas(doc: &mut Value) {
     else {
         return;
     };
+    // Credits are exact cents: a JSON number or a decimal string, > 0, ≤ 1e12, at most two
+    // decimals (the number form cannot say "two decimals" reliably in JSON Schema).
+    let credits = json!({
+        "description": "A number or a decimal string; greater than 0, at most 2 decimals, at most 1e12",
+        "oneOf": [
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 1e12, "multipleOf": 0.01},
+            {"type": "string", "pattern": "^(0*[1-9][0-9]{0,11}(\\.[0-9]{1,2})?|0*1000000000000(\\.0{1,2})?|0+\\.(0[1-9]|[1-9][0-9]?))$"}
+        ],
+        "example": 10.5
+    });
     if let Some(amount) = schemas
         .get_mut("CreditRequest")
         .and_then(|s| s.pointer_mut("/properties/amount"))
     {
-        // Credits are exact cents: a JSON number or a decimal string, > 0, ≤ 1e12, at most
-        // two decimals (the number form cannot say "two decimals" reliably in JSON Schema).
-        *amount = json!({
-            "description": "A number or a decimal string; greater than 0, at most 2 decimals, at most 1e12",
-            "oneOf": [
-                {"type": "number", "exclusiveMinimum": 0, "maximum": 1e12, "multipleOf": 0.01},
-                {"type": "string", "pattern": "^(0*[1-9][0-9]{0,11}(\\.[0-9]{1,2})?|0*1000000000000(\\.0{1,2})?|0+\\.(0[1-9]|[1-9][0-9]?))$"}
-            ],
-            "example": 10.5
-        });
+        *amount = credits.clone();
+    }
+    if let Some(plan_credits) = schemas
+        .get_mut("PlanRequest")
+        .and_then(|s| s.pointer_mut("/properties/credits"))
+    {
+        // Optional in a PATCH: null means "unchanged".
+        let mut nullable = credits;
+        if let Some(forms) = nullable["oneOf"].as_array_mut() {
+            forms.push(json!({"type": "null"}));
+        }
+        *plan_credits = nullable;
     }
     if let Some(login) = schemas
         .get_mut("LoginRequest")

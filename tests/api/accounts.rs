@@ -19,6 +19,7 @@ both_backends!(
     change_email_succeeds_and_requires_new_verification,
     delete_with_query_password,
     delete_with_json_body_password,
+    delete_with_null_body_uses_the_query_password,
     delete_rejects_bad_requests,
     admin_deletes_other_user_without_password,
     deleted_account_frees_username_and_email,
@@ -641,6 +642,22 @@ async fn delete_with_json_body_password(backend: Backend) {
         json_of(r).await,
         json!({"message": "User deleted successfully"})
     );
+    assert_gone(&app, &alice).await;
+}
+
+/// A JSON `null` is no body at all (optional bodies are nullable in the OpenAPI
+/// document): the query's password decides.
+async fn delete_with_null_body_uses_the_query_password(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.verified_user("alice").await;
+    let r = delete_json(
+        &app,
+        &format!("/auth/users/alice?password={}", enc(PASSWORD)),
+        &json!(null),
+        &alice.access,
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
     assert_gone(&app, &alice).await;
 }
 
