@@ -1,10 +1,13 @@
 //! A provider the test controls, for ID tokens oauth2-mock-server cannot sign: another
 //! key, `alg: none`, HS256 with the client secret, ES256. It serves discovery, JWKS, an
 //! authorization endpoint (records nonce and PKCE challenge per code) and a token endpoint
-//! that checks the PKCE verifier. Keys are the TEST-ONLY fixtures in tests/support/.
+//! that checks the PKCE verifier. Its signing keys are made fresh by `openssl` for each
+//! test run, so no private key is kept in the repository.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
@@ -19,10 +22,66 @@ use sha2::{Digest, Sha256};
 
 use super::{CLIENT_ID, CLIENT_SECRET};
 
-const RSA_KEY: &str = include_str!("../../support/oidc-test-rsa-key.pem");
-const OTHER_RSA_KEY: &str = include_str!("../../support/oidc-test-rsa-other-key.pem");
-const EC_KEY: &str = include_str!("../../support/oidc-test-ec-key.pem");
-const JWKS: &str = include_str!("../../support/oidc-test-jwks.json");
+/// The provider's keys: `rsa` and `ec` are published in `jwks`; `other_rsa` is not.
+struct TestKeys {
+    rsa: String,
+    other_rsa: String,
+    ec: String,
+    jwks: String,
+}
+
+fn openssl(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl (Debian package openssl) runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn generate_key(dir: &Path, name: &str, options: &[&str]) -> (String, String) {
+    let path = dir.join(name).display().to_string();
+    let mut args = vec!["genpkey"];
+    args.extend_from_slice(options);
+    args.extend_from_slice(&["-out", &path]);
+    openssl(&args);
+    let pem = std::fs::read_to_string(&path).expect("read the generated key");
+    (path, pem)
+}
+
+fn keys() -> &'static TestKeys {
+    static KEYS: OnceLock<TestKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let rsa_options = ["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"];
+        let (rsa_path, rsa) = generate_key(dir.path(), "rsa.pem", &rsa_options);
+        let (_, other_rsa) = generate_key(dir.path(), "other.pem", &rsa_options);
+        let ec_options = ["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"];
+        let (ec_path, ec) = generate_key(dir.path(), "ec.pem", &ec_options);
+        let modulus = openssl(&["rsa", "-in", &rsa_path, "-noout", "-modulus"]);
+        let modulus = String::from_utf8(modulus).expect("hex modulus");
+        let modulus = hex::decode(modulus.trim().trim_start_matches("Modulus=")).expect("hex");
+        // A P-256 public key in DER ends with the uncompressed point's x and y, 32 bytes each.
+        let ec_public = openssl(&["pkey", "-in", &ec_path, "-pubout", "-outform", "DER"]);
+        let (x, y) = ec_public[ec_public.len() - 64..].split_at(32);
+        let jwks = json!({"keys": [
+            {"kty": "RSA", "kid": "test-rsa-1", "use": "sig", "alg": "RS256",
+             "n": URL_SAFE_NO_PAD.encode(modulus), "e": "AQAB"},
+            {"kty": "EC", "kid": "test-ec-1", "use": "sig", "alg": "ES256", "crv": "P-256",
+             "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)},
+        ]});
+        TestKeys {
+            rsa,
+            other_rsa,
+            ec,
+            jwks: jwks.to_string(),
+        }
+    })
+}
 
 /// How the next ID token is signed.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +170,10 @@ type Ctx = State<Arc<Mutex<Shared>>>;
 
 async fn jwks(State(shared): Ctx) -> impl IntoResponse {
     shared.lock().unwrap().jwks_fetches += 1;
-    ([(header::CONTENT_TYPE, "application/json")], JWKS)
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        keys().jwks.clone(),
+    )
 }
 
 async fn discovery(State(shared): Ctx) -> Json<Value> {
@@ -207,22 +269,22 @@ fn sign(signing: Signing, claims: &Value) -> String {
         Signing::Rs256 => jsonwebtoken::encode(
             &with_kid(Algorithm::RS256, "test-rsa-1"),
             claims,
-            &rsa(RSA_KEY),
+            &rsa(&keys().rsa),
         ),
         Signing::Es256 => jsonwebtoken::encode(
             &with_kid(Algorithm::ES256, "test-ec-1"),
             claims,
-            &EncodingKey::from_ec_pem(EC_KEY.as_bytes()).unwrap(),
+            &EncodingKey::from_ec_pem(keys().ec.as_bytes()).unwrap(),
         ),
         Signing::OtherKeyKnownKid => jsonwebtoken::encode(
             &with_kid(Algorithm::RS256, "test-rsa-1"),
             claims,
-            &rsa(OTHER_RSA_KEY),
+            &rsa(&keys().other_rsa),
         ),
         Signing::OtherKeyUnknownKid => jsonwebtoken::encode(
             &with_kid(Algorithm::RS256, "test-rsa-other"),
             claims,
-            &rsa(OTHER_RSA_KEY),
+            &rsa(&keys().other_rsa),
         ),
         Signing::Hs256WithClientSecret => jsonwebtoken::encode(
             &with_kid(Algorithm::HS256, "test-rsa-1"),
