@@ -146,7 +146,9 @@ pub fn router(state: AppState) -> Router {
     };
     let router =
         headers::security_headers(router).layer(PropagateRequestIdLayer::new(X_REQUEST_ID.clone()));
-    observability(router, &config)
+    // The request span, HTTP metrics and access log sit inside the request-id layers, so
+    // each sees the (sanitised) id.
+    crate::telemetry::request_layer(router, &config)
         .layer(SetRequestIdLayer::new(
             X_REQUEST_ID.clone(),
             MakeRequestUuid,
@@ -154,24 +156,18 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::map_request(headers::sanitize_request_id))
 }
 
-/// The request span, HTTP metrics and access log (telemetry::request), inside the
-/// request-id layer so each sees the id.
-fn observability(router: Router, config: &Config) -> Router {
-    crate::telemetry::request_layer(router, config)
-}
-
 /// Errors produced outside our handlers (path rejections, timeouts, layers) get the
 /// contract's JSON shape too.
 async fn errors_as_json(response: Response) -> Response {
     let status = response.status();
     // JSON bodies are ours already; HTML ones are the web pages' own error pages.
-    let is_json = response
+    let already_shaped = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| {
             v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
         });
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    if !(status.is_client_error() || status.is_server_error()) || already_shaped {
         return response;
     }
     let code = match status {
