@@ -529,6 +529,7 @@ wrk_fields() { # wrk_fields NAME WINDOW_S
 field() { # field NAME "k=v k=v ..." -> v
     local kv
     for kv in $2; do [[ ${kv%%=*} == "$1" ]] && { echo "${kv#*=}"; return; }; done
+    return 0 # absent: empty
 }
 record() { echo "$*" >>"$RAW"; }
 

@@ -60,10 +60,13 @@ def compare(before_dir, after_dir, title="Before / after"):
     for k in keys:
         b, a = runs[0].get(k), runs[1].get(k)
         any_run = a or b
-        rb, ra = (num(r["rps"]) if r else None for r in (b, a))
+        # A redelivery lasts until its events are answered: its rate is no throughput.
+        timed = any_run["scenario"] != "webhook-redelivery"
+        rb, ra = (num(r["rps"]) if r and timed else None for r in (b, a))
         pb, pa = (num(r["p99_ms"]) if r else None for r in (b, a))
         rows.append((name_of(any_run), any_run["backend"], any_run["conc"],
-                     f"{rps_fmt(rb) if b else '—'} → {rps_fmt(ra) if a else '—'}", change(rb, ra),
+                     f"{rps_fmt(rb) if rb is not None else '—'} → {rps_fmt(ra) if ra is not None else '—'}",
+                     change(rb, ra),
                      f"{ms_fmt(pb) if b else '—'} → {ms_fmt(pa) if a else '—'}", change(pb, pa),
                      f"{met(before, b)} → {met(after, a)}"))
     sb, sa = side(before.meta), side(after.meta)
