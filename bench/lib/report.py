@@ -10,6 +10,7 @@ by key=value fields without spaces, written by run.sh. The sections of the webho
 scale-out runs are in report_runs.py.
 """
 
+import re
 import statistics
 import sys
 from pathlib import Path
@@ -348,7 +349,9 @@ class Report:
         rows = []
         for h in self.hashes:
             scheme = h.get("scheme", "bcrypt")
-            params = h.get("params", "").replace(",", ", ") if scheme == "argon2id" else f"cost {h.get('cost', '?')}"
+            m = re.fullmatch(r"m(\d+),t(\d+),p(\d+)", h.get("params", ""))
+            params = (f"m={m[1]} KiB, t={m[2]}, p={m[3]}" if m else h.get("params", "?")) \
+                if scheme == "argon2id" else f"cost {h.get('cost', '?')}"
             rows.append((h["backend"], scheme, params, f"{num(h['verify_ms']):.1f}", h["n"], h["cores"],
                          f"{num(h['bound_per_s']):.2f}", f"{num(h['parallel_per_s']):.2f}",
                          "**yes**" if h.get("used", "1") == "1" else "no"))
