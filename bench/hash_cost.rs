@@ -6,8 +6,10 @@
 //!   the `argon2` crate's defaults and the service's default `PASSWORD_HASH`);
 //! - bcrypt at the given cost (`PASSWORD_HASH=bcrypt`, `BCRYPT_COST`, default 12).
 //!
-//!     cargo build --release --example hash_cost
-//!     target/release/examples/hash_cost [N, default 16] [bcrypt cost, default 12] [scheme]
+//! ```text
+//! cargo build --release --example hash_cost
+//! target/release/examples/hash_cost [N, default 16] [bcrypt cost, default 12] [scheme]
+//! ```
 //!
 //! N bcrypt verifies are timed, and 4 × N argon2id verifies (each is ~10× cheaper, so both
 //! take similar time). `scheme` (argon2id or bcrypt) names the hash the login run uses; it
