@@ -19,20 +19,30 @@ ROOT=$(dirname "$BENCH_DIR")
 DURATION=${DURATION:-20}                 # seconds per measured run
 WARMUP=${WARMUP:-3}                      # seconds of unrecorded load before each group
 BACKENDS=${BACKENDS:-"postgres sqlite"}
-SCENARIOS=${SCENARIOS:-"startup login me balance use-hot use-spread mix"}
+SCENARIOS=${SCENARIOS:-"startup login me balance use-hot use-spread webhook mix scaleout"}
 LOGIN_CONC=${LOGIN_CONC:-"1 2 4 16"}
 READ_CONC=${READ_CONC:-"1 16 64 256"}
 USE_CONC=${USE_CONC:-"1 16 64"}
 MIX_LOGIN_CONC=${MIX_LOGIN_CONC:-8}      # logins in flight during the mix (> hashers)
 MIX_READ_CONC=${MIX_READ_CONC:-64}       # reads in flight during the mix
 MIX_READ_PATH=${MIX_READ_PATH:-/credits/balance}
+WEBHOOK_CONC=${WEBHOOK_CONC:-"16 64"}     # connections posting Stripe events
+WEBHOOK_MAX_RATE=${WEBHOOK_MAX_RATE:-5000} # events signed per second of run (file size)
+SCALE_READ_CONC=${SCALE_READ_CONC:-64}   # scale-out: reads in flight
+SCALE_USE_CONC=${SCALE_USE_CONC:-64}     # scale-out: hot-account uses in flight
+NGINX_WORKERS=${NGINX_WORKERS:-auto}     # scale-out: nginx worker_processes
 ACCOUNTS=${ACCOUNTS:-10000}              # seeded accounts (spread spending, logins)
 TOKEN_USERS=${TOKEN_USERS:-16}           # users whose tokens the read scenarios cycle over
 STARTUP_RUNS=${STARTUP_RUNS:-5}          # fresh SQLite starts timed
-HASH_SAMPLES=${HASH_SAMPLES:-16}         # bcrypt verifies timed per core for the bound
+HASH_SAMPLES=${HASH_SAMPLES:-16}         # bcrypt verifies timed per core (argon2id: 4x)
+# The password hash of the service under test: empty = the binary's own default (argon2id
+# since issue 14, bcrypt before); argon2id or bcrypt = PASSWORD_HASH for the service.
+PASSWORD_HASH_CHOICE=${BENCH_PASSWORD_HASH:-}
+BCRYPT_COST_CHOICE=${BENCH_BCRYPT_COST:-}  # empty = the service's default (12)
 WRK_THREADS=${WRK_THREADS:-2}            # wrk threads (capped at the connection count)
 WRK_TIMEOUT=${WRK_TIMEOUT:-10s}
-PORT=${BENCH_PORT:-18080}
+PORT=${BENCH_PORT:-18080}                # the service; scale-out instances use PORT+1, PORT+2
+REDIS_URL_BENCH=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}  # scale-out only
 PG_SERVER=${BENCH_PG_SERVER:-postgres://postgres@127.0.0.1:5432}
 # How the service reaches the database: over the local Unix socket, as a service on the
 # database's own machine would (TCP to 127.0.0.1 negotiates TLS by default: ~20% slower).
@@ -44,8 +54,7 @@ PUBLISH=0
 KEEP=0
 INSTALL=0
 
-# Fixed by the method (README): bcrypt cost 12, rate limits off, quiet logs.
-BCRYPT_COST=12
+# Fixed by the method (README): rate limits off, quiet logs, billing on (no Stripe call).
 PASSWORD='bench-password-123'
 API_KEY='bench-internal-key-0123456789'
 SECRET_KEY='bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz'
@@ -56,6 +65,13 @@ SPREAD_BALANCE_CENTS=100000000          # 1,000,000.00 credits per seeded accoun
 HOT_BALANCE_CENTS=100000000000          # 1,000,000,000.00 credits: never runs out
 USE_AMOUNT='0.01'                        # each use spends one cent
 USE_AMOUNT_CENTS=1
+# Billing for the webhook run: fake keys (the webhook path never calls Stripe; any other
+# Stripe call would go to a closed local port), one one-time plan worth 100.00 credits.
+STRIPE_KEY='sk_test_bench_not_a_key'
+WEBHOOK_SECRET='whsec_bench_not_a_secret'
+PLAN_ID='bench-pack'
+PLAN_PRICE_ID='price_bench_pack'
+PLAN_CREDITS_CENTS=10000
 
 usage() {
     cat <<EOF
@@ -64,16 +80,18 @@ usage: bench/run.sh [options]
   -w, --warmup SECONDS     unrecorded load before each group of runs (default $WARMUP)
   -b, --backend NAME       postgres, sqlite or both (default both)
   -s, --scenarios LIST     comma-separated subset of: startup,login,me,balance,
-                           use-hot,use-spread,mix (default all)
+                           use-hot,use-spread,webhook,mix,scaleout (default all)
       --quick              smoke test: 2 s runs, no warm-up, few connections
       --no-build           use the binaries already built
       --publish            also copy the report to BENCHMARKS.md at the repository root
       --keep               keep the scratch directory (service logs, SQLite files)
-      --install            apt-get install missing tools (wrk, sqlite3, ...) first
+      --install            apt-get install missing tools (wrk, sqlite3, nginx, ...) first
   -h, --help
 Environment overrides: LOGIN_CONC, READ_CONC, USE_CONC, MIX_LOGIN_CONC, MIX_READ_CONC,
-ACCOUNTS, TOKEN_USERS, STARTUP_RUNS, HASH_SAMPLES, WRK_THREADS, BENCH_PORT,
-BENCH_PG_SERVER, BENCH_PG_URL_OPTIONS, AUTH_SERVICE_BIN, HASH_COST_BIN (see bench/README.md).
+WEBHOOK_CONC, WEBHOOK_MAX_RATE, SCALE_READ_CONC, SCALE_USE_CONC, NGINX_WORKERS, ACCOUNTS,
+TOKEN_USERS, STARTUP_RUNS, HASH_SAMPLES, WRK_THREADS, BENCH_PORT, BENCH_PG_SERVER,
+BENCH_PG_URL_OPTIONS, BENCH_REDIS_URL, BENCH_PASSWORD_HASH, BENCH_BCRYPT_COST,
+AUTH_SERVICE_BIN, HASH_COST_BIN (see bench/README.md).
 EOF
 }
 
@@ -92,7 +110,8 @@ while (($#)); do
         -s|--scenarios) SCENARIOS=${2//,/ }; shift ;;
         --quick)
             DURATION=2 WARMUP=0 LOGIN_CONC="1 2" READ_CONC="1 16" USE_CONC="1 16"
-            MIX_LOGIN_CONC=4 MIX_READ_CONC=8 STARTUP_RUNS=2 HASH_SAMPLES=2 TOKEN_USERS=2 ;;
+            MIX_LOGIN_CONC=4 MIX_READ_CONC=8 STARTUP_RUNS=2 HASH_SAMPLES=2 TOKEN_USERS=2
+            WEBHOOK_CONC=16 SCALE_READ_CONC=16 SCALE_USE_CONC=16 ;;
         --no-build) BUILD=0 ;;
         --publish) PUBLISH=1 ;;
         --keep) KEEP=1 ;;
@@ -103,13 +122,29 @@ while (($#)); do
     shift
 done
 
+case $PASSWORD_HASH_CHOICE in
+    ''|argon2id|bcrypt) ;;
+    *) echo "BENCH_PASSWORD_HASH must be argon2id, bcrypt or empty (the service's default)" >&2; exit 2 ;;
+esac
+
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 # ---- tools ------------------------------------------------------------------------------
+# The scale-out run needs nginx, which Debian installs in /usr/sbin (often not on PATH).
+find_nginx() {
+    local d
+    if [[ -n ${NGINX_BIN:-} ]]; then echo "$NGINX_BIN"; return; fi
+    command -v nginx 2>/dev/null && return
+    for d in /usr/sbin /usr/local/sbin /sbin /usr/local/nginx/sbin; do
+        [[ -x $d/nginx ]] && { echo "$d/nginx"; return; }
+    done
+    return 1
+}
+scaleout_wanted() { want scaleout && [[ " $BACKENDS " == *" postgres "* ]]; }
 check_tools() {
-    local missing=() tool pkg
+    local missing=() tool
     local -A package=([wrk]=wrk [curl]=curl [python3]=python3 [psql]=postgresql-client
                       [sqlite3]=sqlite3)
     local needed=(wrk curl python3)
@@ -118,10 +153,13 @@ check_tools() {
     for tool in "${needed[@]}"; do
         command -v "$tool" >/dev/null || missing+=("${package[$tool]}")
     done
+    if scaleout_wanted && ! find_nginx >/dev/null; then missing+=(nginx); fi
     ((${#missing[@]} == 0)) && return 0
     if ((INSTALL)); then
         log "installing: ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+        # Debian starts the packaged nginx as a system service on port 80; the benchmark
+        # runs its own instance from a generated config and does not use that one.
     else
         echo "missing tools. On Debian/Ubuntu install them with:" >&2
         echo "    sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
@@ -130,6 +168,18 @@ check_tools() {
     fi
 }
 check_tools
+NGINX=
+if scaleout_wanted; then
+    NGINX=$(find_nginx) || die "nginx not found (set NGINX_BIN)"
+    # Redis: the host and port of BENCH_REDIS_URL must answer a PING.
+    redis_hostport=${REDIS_URL_BENCH#*://}
+    redis_hostport=${redis_hostport##*@}
+    redis_hostport=${redis_hostport%%/*}
+    # shellcheck disable=SC2016
+    timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2" && printf "PING\r\n" >&3 && read -r -t 3 a <&3 &&
+                       [[ $a == *PONG* || $a == *NOAUTH* ]]' _ "${redis_hostport%:*}" "${redis_hostport##*:}" 2>/dev/null \
+        || die "scale-out needs Redis at $REDIS_URL_BENCH (sudo apt-get install redis-server, set BENCH_REDIS_URL, or leave scaleout out of -s)"
+fi
 
 CORES=$(nproc)
 CLK_TCK=$(getconf CLK_TCK)
@@ -139,12 +189,15 @@ RAW=$OUT/raw.txt
 mkdir -p "$OUT/logs"
 WORK=$(mktemp -d /tmp/auth-bench.XXXXXX)
 URL="http://127.0.0.1:$PORT"
+TARGET_URL=$URL     # where wrk sends its load (the scale-out run points it at nginx)
 SVC_PID=
+EXTRA_PIDS=()       # scale-out instances and nginx, stopped by the cleanup too
 PG_DB=
 
 cleanup() {
-    local rc=$?
+    local rc=$? pid
     stop_service || true
+    for pid in "${EXTRA_PIDS[@]}"; do stop_pid "$pid" || true; done
     if [[ -n $PG_DB ]]; then
         psql -X -q "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
     fi
@@ -176,7 +229,9 @@ meta() { printf '%s\t%s\n' "$1" "$2" >>"$OUT/meta.tsv"; }
     meta wrk "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
     meta rustc "$(rustc --version 2>/dev/null || echo unknown)"
     meta commit "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (uncommitted changes)')"
-    meta binary "$BIN"
+    meta binary "$(basename "$BIN") $("$BIN" --version 2>/dev/null | head -1 | awk '{print $NF}'), sha256 $(sha256sum "$BIN" | cut -c1-12)"
+    meta label "${BENCH_LABEL:-}"
+    meta webhook_max_rate "$WEBHOOK_MAX_RATE"
     meta duration_s "$DURATION"
     meta warmup_s "$WARMUP"
     meta wrk_threads "$WRK_THREADS"
@@ -219,78 +274,113 @@ pg_delta() { # ticks used between two snapshots; processes born in between count
     awk 'NR == FNR { before[$1] = $2; next } { d += $2 - (($1 in before) ? before[$1] : 0) } END { print d + 0 }' "$1" "$2"
 }
 machine_ticks() { # "busy total" over all cores
-    local cpu user nice system idle iowait irq softirq steal _
-    read -r cpu user nice system idle iowait irq softirq steal _ </proc/stat
+    local user nice system idle iowait irq softirq steal _
+    read -r _ user nice system idle iowait irq softirq steal _ </proc/stat
     echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
 }
 rss_kb() {
     local k v _
-    while read -r k v _; do [[ $k == VmRSS: ]] && { echo "$v"; return; }; done <"/proc/$1/status"
+    [[ -r /proc/$1/status ]] || { echo 0; return; }
+    while read -r k v _; do [[ $k == VmRSS: ]] && { echo "$v"; return; }; done <"/proc/$1/status" 2>/dev/null
     echo 0
 }
-rss_sampler() { # writes the highest VmRSS seen to $2 until $2.stop exists
-    local pid=$1 file=$2 max=0 v
-    while [[ ! -e $file.stop ]] && kill -0 "$pid" 2>/dev/null; do
-        v=$(rss_kb "$pid")
+rss_sampler() { # writes the highest summed VmRSS of the service seen to $1 until $1.stop exists
+    local file=$1 max=0 v
+    while [[ ! -e $file.stop ]]; do
+        v=$(svc_rss_kb)
         ((v > max)) && max=$v && echo "$max" >"$file"
         sleep 0.25
     done
 }
 
-MEASURE_T0= MEASURE_SVC0= MEASURE_M0= MEASURE_RSSFILE= MEASURE_SAMPLER=
+# The processes measured as "the service" (their CPU and RSS are summed) and as the load
+# balancer (nginx: its master and workers); the scale-out run changes both.
+MEASURE_PIDS=()
+LB_PID=
+svc_pids() { if ((${#MEASURE_PIDS[@]})); then echo "${MEASURE_PIDS[@]}"; else echo "$SVC_PID"; fi; }
+svc_ticks() { local p t=0; for p in $(svc_pids); do t=$((t + $(proc_ticks "$p"))); done; echo "$t"; }
+svc_rss_kb() { local p t=0; for p in $(svc_pids); do t=$((t + $(rss_kb "$p"))); done; echo "$t"; }
+lb_snapshot() { # "pid ticks" of nginx's master and its workers
+    [[ -n $LB_PID ]] || return 0
+    local d stat rest
+    for d in /proc/[0-9]*; do
+        read -r stat 2>/dev/null <"$d/stat" || continue
+        rest=${stat##*) }
+        # shellcheck disable=SC2086
+        set -- $rest
+        [[ ${d#/proc/} == "$LB_PID" || $2 == "$LB_PID" ]] || continue
+        echo "${d#/proc/} $((${12} + ${13}))"
+    done
+}
+
+MEASURE_T0='' MEASURE_SVC0='' MEASURE_M0='' MEASURE_RSSFILE='' MEASURE_SAMPLER=''
 measure_begin() {
     MEASURE_RSSFILE=$WORK/rss.$RANDOM
-    rss_kb "$SVC_PID" >"$MEASURE_RSSFILE"
-    rss_sampler "$SVC_PID" "$MEASURE_RSSFILE" &
+    svc_rss_kb >"$MEASURE_RSSFILE"
+    rss_sampler "$MEASURE_RSSFILE" &
     MEASURE_SAMPLER=$!
-    MEASURE_SVC0=$(proc_ticks "$SVC_PID")
+    MEASURE_SVC0=$(svc_ticks)
     pg_snapshot >"$WORK/pg0"
+    lb_snapshot >"$WORK/lb0"
     MEASURE_M0=$(machine_ticks)
     MEASURE_T0=$(date +%s%N)
 }
 measure_end() { # prints key=value fields for the window
-    local t1 svc1 pg1 m1 wall busy0 total0 busy1 total1
+    local t1 svc1 pg1 lb1 m1 wall busy0 total0 busy1 total1
     t1=$(date +%s%N)
-    svc1=$(proc_ticks "$SVC_PID")
+    svc1=$(svc_ticks)
     pg_snapshot >"$WORK/pg1"
     pg1=$(pg_delta "$WORK/pg0" "$WORK/pg1")
+    lb_snapshot >"$WORK/lb1"
+    lb1=$(pg_delta "$WORK/lb0" "$WORK/lb1")
     m1=$(machine_ticks)
     touch "$MEASURE_RSSFILE.stop"
     wait "$MEASURE_SAMPLER" 2>/dev/null || true
     read -r busy0 total0 <<<"$MEASURE_M0"
     read -r busy1 total1 <<<"$m1"
     wall=$(((t1 - MEASURE_T0) / 1000000))
-    awk -v wall="$wall" -v hz="$CLK_TCK" -v s="$((svc1 - MEASURE_SVC0))" \
-        -v pg="$pg1" -v busy="$((busy1 - busy0))" -v total="$((total1 - total0))" \
-        -v cores="$CORES" -v rss="$(cat "$MEASURE_RSSFILE")" -v rss_end="$(rss_kb "$SVC_PID")" 'BEGIN {
+    awk -v wall="$wall" -v hz="$CLK_TCK" -v s="$((svc1 - MEASURE_SVC0))" -v lb="$lb1" \
+        -v pg="$pg1" -v busy="$((busy1 - busy0))" -v total="$((total1 - total0))" -v has_lb="${LB_PID:+1}" \
+        -v cores="$CORES" -v rss="$(cat "$MEASURE_RSSFILE")" -v rss_end="$(svc_rss_kb)" 'BEGIN {
             w = wall / 1000.0
             printf "window_s=%.3f svc_cpu_pct=%.1f pg_cpu_pct=%.1f machine_cpu_pct=%.1f rss_peak_kb=%d rss_end_kb=%d",
                 w, 100 * s / hz / w, 100 * pg / hz / w, (total > 0 ? 100 * cores * busy / total : 0), rss, rss_end
+            if (has_lb) printf " lb_cpu_pct=%.1f", 100 * lb / hz / w
         }'
 }
 
 # ---- service ------------------------------------------------------------------------------
 SVC_ENV=()
 START_MS=
-start_service() { # start_service DATABASE_URL DATA_DIR LOG; sets SVC_PID and START_MS
-    local db_url=$1 data_dir=$2 logfile=$3 t0 t1
-    if curl -s -o /dev/null --max-time 1 "$URL/health"; then
-        die "something already answers on $URL; set BENCH_PORT to a free port"
-    fi
-    mkdir -p "$data_dir"
+# service_env DATABASE_URL DATA_DIR PORT [NAME=VALUE...]: the service's whole environment.
+service_env() {
+    local db_url=$1 data_dir=$2 port=$3; shift 3
     SVC_ENV=(PATH="$PATH" HOME="${HOME:-/root}" DATABASE_URL="$db_url" DATA_DIR="$data_dir"
-             HOST=127.0.0.1 PORT="$PORT" SECRET_KEY="$SECRET_KEY" BCRYPT_COST="$BCRYPT_COST"
-             PASSWORD_HASH=bcrypt INTERNAL_API_KEYS="$API_KEY" LOG_LEVEL=warn
-             RATE_LIMIT_AUTH_PER_MINUTE=0 RATE_LIMIT_DEFAULT_PER_MINUTE=0)
+             HOST=127.0.0.1 PORT="$port" SECRET_KEY="$SECRET_KEY" INTERNAL_API_KEYS="$API_KEY"
+             LOG_LEVEL=warn RATE_LIMIT_AUTH_PER_MINUTE=0 RATE_LIMIT_DEFAULT_PER_MINUTE=0
+             STRIPE_SECRET_KEY="$STRIPE_KEY" STRIPE_WEBHOOK_SECRET="$WEBHOOK_SECRET"
+             STRIPE_API_BASE=http://127.0.0.1:9)
+    if [[ -n $PASSWORD_HASH_CHOICE ]]; then SVC_ENV+=(PASSWORD_HASH="$PASSWORD_HASH_CHOICE"); fi
+    if [[ -n $BCRYPT_COST_CHOICE ]]; then SVC_ENV+=(BCRYPT_COST="$BCRYPT_COST_CHOICE"); fi
+    SVC_ENV+=("$@")
+}
+# launch PORT LOG: starts the binary with SVC_ENV and waits for GET /health; sets
+# LAUNCHED_PID and START_MS.
+LAUNCHED_PID=
+launch() {
+    local port=$1 logfile=$2 t0 t1 url="http://127.0.0.1:$1"
+    if curl -s -o /dev/null --max-time 1 "$url/health"; then
+        die "something already answers on $url; set BENCH_PORT to a free port"
+    fi
     t0=$(date +%s%N)
     # cwd is the scratch dir so no .env of the repository is read; env -i so nothing of
     # the caller's environment (REDIS_URL, ...) leaks in.
     (cd "$WORK" && exec env -i "${SVC_ENV[@]}" "$BIN") >>"$logfile" 2>&1 &
-    SVC_PID=$!
-    until curl -s -o /dev/null -f --max-time 2 "$URL/health"; do
-        if ! kill -0 "$SVC_PID" 2>/dev/null; then
+    LAUNCHED_PID=$!
+    until curl -s -o /dev/null -f --max-time 2 "$url/health"; do
+        if ! kill -0 "$LAUNCHED_PID" 2>/dev/null; then
             tail -20 "$logfile" >&2
-            SVC_PID=
+            LAUNCHED_PID=
             die "the service exited during start (log above)"
         fi
         if (($(date +%s%N) - t0 > 60000000000)); then die "not ready after 60 s"; fi
@@ -299,12 +389,23 @@ start_service() { # start_service DATABASE_URL DATA_DIR LOG; sets SVC_PID and ST
     t1=$(date +%s%N)
     START_MS=$(((t1 - t0) / 1000000))
 }
+start_service() { # start_service DATABASE_URL DATA_DIR LOG; sets SVC_PID and START_MS
+    mkdir -p "$2"
+    service_env "$1" "$2" "$PORT"
+    launch "$PORT" "$3"
+    SVC_PID=$LAUNCHED_PID
+}
+stop_pid() { # SIGTERM, up to 10 s to finish, then SIGKILL
+    local pid=$1
+    [[ -n $pid ]] || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
 stop_service() {
     [[ -n $SVC_PID ]] || return 0
-    kill -TERM "$SVC_PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$SVC_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SVC_PID" 2>/dev/null || true
-    wait "$SVC_PID" 2>/dev/null || true
+    stop_pid "$SVC_PID"
     SVC_PID=
 }
 
@@ -337,30 +438,51 @@ idle_rss_after_requests() {
 }
 
 # ---- database -----------------------------------------------------------------------------
-BACKEND= DB_URL= SQLITE_FILE=
+BACKEND='' DB_URL='' SQLITE_FILE=''
+HASH_SCHEME='' HASH_DESC='' HASH_BCRYPT_COST=''  # the password hash the service stores (seed)
 sql() { # sql "STATEMENTS" -> rows, columns separated by |
     case $BACKEND in
         postgres) psql -X -q -A -t -v ON_ERROR_STOP=1 "$DB_URL" -c "$1" ;;
         sqlite) sqlite3 -batch -noheader -bail -cmd '.timeout 30000' "$SQLITE_FILE" "$1" ;;
     esac
 }
+sql_now() { # the current time as each backend stores timestamps
+    if [[ $BACKEND == postgres ]]; then echo "now()"; else echo "strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')"; fi
+}
 
 seed() {
-    local hash now series name
+    local hash series name now
+    now=$(sql_now)
     hash=$(sql "SELECT password_hash FROM users WHERE username_key = '$SEED_USER'")
-    [[ $hash == '$2'* ]] || die "could not read the bcrypt hash of $SEED_USER (got '$hash')"
-    [[ $hash =~ ^[\$./A-Za-z0-9]+$ ]] || die "unexpected characters in the hash"
+    # The kind of hash the service made is the one every login of the run verifies.
+    # shellcheck disable=SC2016 # the dollar signs are the hash formats' own
+    case $hash in
+        '$argon2id$'*)
+            HASH_SCHEME=argon2id
+            HASH_DESC="argon2id ($(sed -n 's/^\$argon2id\$v=[0-9]*\$\([^$]*\)\$.*/\1/p' <<<"$hash"))" ;;
+        '$2'[aby]'$'[0-9][0-9]'$'*)
+            HASH_SCHEME=bcrypt
+            HASH_BCRYPT_COST=$((10#${hash:4:2}))
+            HASH_DESC="bcrypt (cost $HASH_BCRYPT_COST)" ;;
+        *) die "could not read the password hash of $SEED_USER (got '${hash:0:12}...')" ;;
+    esac
+    if [[ -n $PASSWORD_HASH_CHOICE && $HASH_SCHEME != "$PASSWORD_HASH_CHOICE" ]]; then
+        die "BENCH_PASSWORD_HASH=$PASSWORD_HASH_CHOICE but the service stored a $HASH_SCHEME hash"
+    fi
+    # Safe to paste into SQL: no quote can occur in either format.
+    [[ $hash =~ ^[\$./+=,A-Za-z0-9]+$ ]] || die "unexpected characters in the hash"
+    local how="the service's default"
+    [[ -z $PASSWORD_HASH_CHOICE ]] || how="BENCH_PASSWORD_HASH=$PASSWORD_HASH_CHOICE"
+    meta password_hash "$HASH_DESC, $how"
     if [[ $BACKEND == postgres ]]; then
-        now="now()"
         series="SELECT g AS n FROM generate_series(1, $ACCOUNTS) AS g"
         name="'$USER_PREFIX' || lpad(n::text, 5, '0')"
     else
-        now="strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now')"
         series="WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < $ACCOUNTS) SELECT n FROM g"
         name="printf('${USER_PREFIX}%05d', n)"
     fi
-    # Every seeded user shares the one bcrypt-12 hash computed by the service for
-    # $SEED_USER (same password). Each balance gets its opening ledger row, so the
+    # Every seeded user shares the one hash computed by the service for $SEED_USER (same
+    # password; argon2id or bcrypt, whichever the service is configured with). Each balance gets its opening ledger row, so the
     # ledger sums to the balance like everywhere else.
     sql "BEGIN;
         INSERT INTO users (username, username_key, email, password_hash, is_admin, is_active,
@@ -394,7 +516,7 @@ wrk_job() {
     threads=$((conc < WRK_THREADS ? conc : WRK_THREADS))
     local TIMEFORMAT='%3U %3S'
     { time wrk -t "$threads" -c "$conc" -d "${dur}s" --timeout "$WRK_TIMEOUT" \
-        -s "$BENCH_DIR/lua/$script" "${opts[@]}" "$URL" -- "$@" \
+        -s "$BENCH_DIR/lua/$script" "${opts[@]}" "$TARGET_URL" -- "$@" \
         >"$OUT/logs/$name.txt" 2>&1 ; } 2>"$WORK/$name.time"
 }
 # Fields of one finished wrk job: its WRK_RESULT line plus its own CPU use.
@@ -407,21 +529,26 @@ wrk_fields() { # wrk_fields NAME WINDOW_S
 field() { # field NAME "k=v k=v ..." -> v
     local kv
     for kv in $2; do [[ ${kv%%=*} == "$1" ]] && { echo "${kv#*=}"; return; }; done
+    return 0 # absent: empty
 }
 record() { echo "$*" >>"$RAW"; }
 
 # measured_run SCENARIO CONC SCRIPT [wrk options] -- [script args]: one measured run; its
 # fields are left in LAST_RUN (and the wrk part in LAST_WRK).
+# VARIANT (when set) tells runs of one scenario apart (the scale-out topologies) and
+# RUN_SECONDS (when set) replaces DURATION for one run.
+VARIANT=
+RUN_SECONDS=
 measured_run() {
-    local scenario=$1 conc=$2 script=$3 name m w; shift 3
-    name="$BACKEND-$scenario-c$conc"
-    log "$BACKEND $scenario c=$conc (${DURATION}s)"
+    local scenario=$1 conc=$2 script=$3 name m w dur=${RUN_SECONDS:-$DURATION}; shift 3
+    name="$BACKEND-$scenario${VARIANT:+-$VARIANT}-c$conc"
+    log "$BACKEND $scenario${VARIANT:+ ($VARIANT)} c=$conc (${dur}s)"
     measure_begin
-    wrk_job "$name" "$conc" "$DURATION" "$script" "$@"
+    wrk_job "$name" "$conc" "$dur" "$script" "$@"
     m=$(measure_end)
     w=$(wrk_fields "$name" "$(field window_s "$m")")
     LAST_WRK=$w
-    LAST_RUN="RUN backend=$BACKEND scenario=$scenario conc=$conc $w $m"
+    LAST_RUN="RUN backend=$BACKEND scenario=$scenario${VARIANT:+ variant=$VARIANT} conc=$conc $w $m"
 }
 load() { measured_run "$@"; record "$LAST_RUN"; sleep 1; }
 warmup() { # warmup CONC SCRIPT [wrk options] -- [script args]
@@ -492,6 +619,35 @@ use_run() {
     sleep 1
 }
 
+# The hashing bound: hash_cost times argon2id (DESIGN §4 parameters) and bcrypt at the
+# stored hash's cost (or BENCH_BCRYPT_COST, default 12); one HASH record per scheme, used=1
+# on the one the logins verify. A hash_cost from before issue 14 times bcrypt only and
+# prints no scheme: its line is bcrypt's.
+hash_bound() {
+    local cost=${HASH_BCRYPT_COST:-${BCRYPT_COST_CHOICE:-12}} line fields scheme n=0
+    log "$BACKEND: timing password verifies for the hashing bound (logins use $HASH_DESC)"
+    "$HASH_BIN" "$HASH_SAMPLES" "$cost" "$HASH_SCHEME" >"$OUT/logs/$BACKEND-hash_cost.txt" 2>&1 \
+        || die "hash_cost failed: $(tail -3 "$OUT/logs/$BACKEND-hash_cost.txt")"
+    while read -r line; do
+        fields=${line#HASH_COST }
+        scheme=$(field scheme "$fields")
+        if [[ -z $scheme ]]; then
+            scheme=bcrypt
+            fields="scheme=bcrypt used=$([[ $HASH_SCHEME == bcrypt ]] && echo 1 || echo 0) $fields"
+        fi
+        record "HASH backend=$BACKEND $fields"
+        n=$((n + 1))
+    done < <(grep '^HASH_COST ' "$OUT/logs/$BACKEND-hash_cost.txt")
+    ((n > 0)) || die "hash_cost printed no HASH_COST line"
+    grep -q "^HASH backend=$BACKEND scheme=$HASH_SCHEME .*used=1" "$RAW" \
+        || log "WARNING: $HASH_BIN does not time $HASH_SCHEME: the login bound is not measured"
+}
+
+# shellcheck source=bench/lib/webhook.sh
+. "$BENCH_DIR/lib/webhook.sh"
+# shellcheck source=bench/lib/scaleout.sh
+. "$BENCH_DIR/lib/scaleout.sh"
+
 # ---- one backend --------------------------------------------------------------------------
 run_backend() {
     BACKEND=$1
@@ -516,17 +672,14 @@ run_backend() {
     seed
 
     if want login || want mix; then
-        log "$BACKEND: timing bcrypt-$BCRYPT_COST verifies for the hashing bound"
-        local hc
-        hc=$("$HASH_BIN" "$HASH_SAMPLES" "$BCRYPT_COST" | grep '^HASH_COST ') || die "hash_cost failed"
-        record "HASH backend=$BACKEND ${hc#HASH_COST }"
+        hash_bound
     fi
     local login_args=(-- "$USER_PREFIX" "$ACCOUNTS" "$PASSWORD")
     if want login; then
         for c in $LOGIN_CONC; do load login "$c" login.lua "${login_args[@]}"; done
     fi
 
-    if want me || want balance || want mix; then
+    if want me || want balance || want mix || want scaleout; then
         log "$BACKEND: logging in $TOKEN_USERS users for the read scenarios"
         : >"$WORK/tokens.txt"
         local i
@@ -558,6 +711,8 @@ run_backend() {
         done
     fi
 
+    if want webhook; then webhook_runs; fi
+
     if want mix; then
         # Logins start first and end last, so the hashers are busy for the whole read run.
         log "$BACKEND mix: logins c=$MIX_LOGIN_CONC + GET $MIX_READ_PATH c=$MIX_READ_CONC (${DURATION}s)"
@@ -573,7 +728,17 @@ run_backend() {
         record "RUN backend=$BACKEND scenario=mix-read conc=$MIX_READ_CONC $(wrk_fields "$rname" "$DURATION") $m path=$MIX_READ_PATH"
     fi
 
-    if want use-hot || want use-spread; then
+    record "PEAK backend=$BACKEND vmhwm_kb=$(awk '/VmHWM/ {print $2}' "/proc/$SVC_PID/status")"
+    if want scaleout; then
+        if [[ $BACKEND == postgres ]]; then
+            stop_service # its port is nginx's now
+            scaleout_runs "$SVC_DB_URL" "$data/scaleout"
+        else
+            log "scale-out runs on PostgreSQL only: skipped on $BACKEND"
+        fi
+    fi
+
+    if want use-hot || want use-spread || want webhook || want scaleout; then
         local verdict=fail
         if (cd "$WORK" && env -i "${SVC_ENV[@]}" "$BIN" ledger verify) >"$OUT/logs/$BACKEND-ledger-verify.txt" 2>&1; then
             verdict=ok
@@ -584,7 +749,6 @@ run_backend() {
         record "LEDGER backend=$BACKEND ledger_verify=$verdict chain_breaks=$c_chain sum_mismatches=$c_sums"
         log "$BACKEND: ledger verify: $verdict; whole-ledger chain breaks $c_chain, accounts not summing $c_sums"
     fi
-    record "PEAK backend=$BACKEND vmhwm_kb=$(awk '/VmHWM/ {print $2}' "/proc/$SVC_PID/status")"
     stop_service
     if [[ $BACKEND == postgres ]]; then
         psql -X -q "$PG_SERVER/postgres" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null
