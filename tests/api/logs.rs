@@ -161,6 +161,11 @@ impl ServerProcess {
         }
     }
 
+    /// The process id, for reading its /proc entries.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }

@@ -2,6 +2,7 @@
 //! migrations under concurrent start-up, OTLP traces, the access log.
 
 mod access_log;
+mod memory;
 mod metrics;
 mod probes;
 mod proxy;
