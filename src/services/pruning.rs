@@ -1,7 +1,7 @@
 //! Deletes what can never be used again: ended sessions (expired or revoked) with their
 //! retired refresh-token hashes, used or expired emailed tokens once no limit counts them,
-//! and audit rows older than AUDIT_RETENTION_DAYS when that is set (by default the trail
-//! is kept forever). Every instance runs it; the deletes are idempotent, so instances
+//! audit rows older than AUDIT_RETENTION_DAYS when that is set (by default the trail
+//! is kept forever), and outbox rows sent more than a week ago (bodies already wiped). Every instance runs it; the deletes are idempotent, so instances
 //! running it at once only repeat each other's work.
 
 use std::sync::Arc;
@@ -31,6 +31,7 @@ pub async fn run(store: Arc<dyn Store>, config: HardeningConfig) {
                 sessions = report.sessions,
                 email_tokens = report.email_tokens,
                 activities = report.activities,
+                sent_mail = report.sent_mail,
                 "pruned what can never be used again"
             ),
             Ok(_) => {}

@@ -92,7 +92,13 @@ pub struct PruneReport {
     pub sessions: u64,
     pub email_tokens: u64,
     pub activities: u64,
+    /// Outbox rows sent more than `SENT_MAIL_KEPT_DAYS` ago (their bodies were wiped at
+    /// sending; only recipient, subject and times were left).
+    pub sent_mail: u64,
 }
+
+/// How long a sent message's row stays in the outbox (for an operator asking "was it sent?").
+pub const SENT_MAIL_KEPT_DAYS: i64 = 7;
 
 /// A one-time token to record: only its hash is stored.
 #[derive(Debug, Clone)]

@@ -592,6 +592,24 @@ async fn pruning_deletes_exactly_what_can_never_be_used_again(backend: Backend) 
     .rows_affected()
     });
     let activity_before = count(&app, "SELECT COUNT(*) FROM user_activity").await;
+    // Outbox rows: sent 8 days ago (goes), sent yesterday (stays), never sent (stays).
+    for (subject, sent_days_ago) in [("old", Some(8)), ("recent", Some(1)), ("unsent", None)] {
+        let created = chrono::Utc::now() - chrono::Duration::days(30);
+        let sent = sent_days_ago.map(|days| chrono::Utc::now() - chrono::Duration::days(days));
+        on_db!(app, |conn| {
+            sqlx::query(
+            "INSERT INTO mail_outbox (recipient, subject, text_body, html_body, created_at, next_attempt_at, sent_at) \
+             VALUES ('a@example.com', $1, '', '', $2, $2, $3)"
+        )
+        .bind(subject)
+        .bind(created)
+        .bind(sent)
+        .execute(&mut conn)
+        .await
+        .unwrap().rows_affected()
+        });
+    }
+    let mail_before = count(&app, "SELECT COUNT(*) FROM mail_outbox").await;
 
     // The default keeps the audit trail forever.
     let mut config = app.state.config.hardening.clone();
@@ -600,8 +618,25 @@ async fn pruning_deletes_exactly_what_can_never_be_used_again(backend: Backend) 
         .await
         .unwrap();
     assert_eq!(
-        (report.sessions, report.email_tokens, report.activities),
-        (2, 2, 0)
+        (
+            report.sessions,
+            report.email_tokens,
+            report.activities,
+            report.sent_mail
+        ),
+        (2, 2, 0, 1)
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT COUNT(*) FROM mail_outbox WHERE subject IN ('recent', 'unsent')"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(&app, "SELECT COUNT(*) FROM mail_outbox").await,
+        mail_before - 1
     );
     assert_eq!(count(&app, "SELECT COUNT(*) FROM sessions").await, 1);
     assert_eq!(
@@ -648,8 +683,13 @@ async fn pruning_deletes_exactly_what_can_never_be_used_again(backend: Backend) 
         .await
         .unwrap();
     assert_eq!(
-        (again.sessions, again.email_tokens, again.activities),
-        (0, 0, 0)
+        (
+            again.sessions,
+            again.email_tokens,
+            again.activities,
+            again.sent_mail
+        ),
+        (0, 0, 0, 0)
     );
 }
 

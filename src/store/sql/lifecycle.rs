@@ -224,7 +224,12 @@ macro_rules! impl_lifecycle_store {
                         .rows_affected(),
                     None => 0,
                 };
-                Ok(PruneReport { sessions, email_tokens, activities })
+                let sent_mail = sqlx::query("DELETE FROM mail_outbox WHERE sent_at IS NOT NULL AND sent_at <= $1")
+                    .bind(now - chrono::Duration::days($crate::store::SENT_MAIL_KEPT_DAYS))
+                    .execute(self.writer())
+                    .await?
+                    .rows_affected();
+                Ok(PruneReport { sessions, email_tokens, activities, sent_mail })
             }
         }
     };
