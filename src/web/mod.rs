@@ -98,9 +98,10 @@ pub fn allow_form_targets<'a>(
     mut response: Response,
     targets: impl IntoIterator<Item = &'a str>,
 ) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CONTENT_SECURITY_POLICY, csp_with_form_targets(targets));
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        csp_with_form_targets(targets),
+    );
     response
 }
 

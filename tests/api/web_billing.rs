@@ -34,7 +34,11 @@ async fn billing_sections_need_billing_and_a_verified_user() {
         .post("/credits/checkout", &[("plan_id", "x"), ("csrf", &csrf)])
         .await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert!(r.text().await.unwrap().contains("Billing is not configured"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Billing is not configured"));
 
     // Billing on, address unverified: told to verify, nothing to buy.
     let stripe = FakeStripe::start(None).await;
@@ -45,11 +49,17 @@ async fn billing_sections_need_billing_and_a_verified_user() {
     let mut visit = Visit::new(&app);
     visit.sign_in("unver").await;
     let page = visit.get("/credits").await.text().await.unwrap();
-    assert!(page.contains("Verify your email address to buy credits"), "{page}");
+    assert!(
+        page.contains("Verify your email address to buy credits"),
+        "{page}"
+    );
     assert!(!page.contains("/credits/checkout"));
     let csrf = visit.csrf("/credits").await;
     let r = visit
-        .post("/credits/checkout", &[("plan_id", "starter"), ("csrf", &csrf)])
+        .post(
+            "/credits/checkout",
+            &[("plan_id", "starter"), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(stripe.requests("/v1/checkout/sessions").is_empty());
@@ -86,7 +96,10 @@ async fn billing_forms_need_csrf_and_show_refusals_readably() {
         "/credits/portal",
         "/credits/subscription/cancel",
     ] {
-        for (token, origin) in [("", app.address.as_str()), (csrf.as_str(), "http://evil.test")] {
+        for (token, origin) in [
+            ("", app.address.as_str()),
+            (csrf.as_str(), "http://evil.test"),
+        ] {
             visit.origin = origin.into();
             let r = visit
                 .post(path, &[("plan_id", "starter"), ("csrf", token)])
@@ -109,17 +122,26 @@ async fn billing_forms_need_csrf_and_show_refusals_readably() {
     assert!(r.text().await.unwrap().contains("Plan not found"));
     stripe.fail_checkout_with(Some(500));
     let r = visit
-        .post("/credits/checkout", &[("plan_id", "starter"), ("csrf", &csrf)])
+        .post(
+            "/credits/checkout",
+            &[("plan_id", "starter"), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     let body = r.text().await.unwrap();
     assert!(body.contains("payment provider"), "{body}");
-    assert!(!body.contains("price_secret_detail"), "Stripe's words stay ours");
+    assert!(
+        !body.contains("price_secret_detail"),
+        "Stripe's words stay ours"
+    );
     stripe.fail_checkout_with(None);
 
     // Buy: straight to Checkout.
     let r = visit
-        .post("/credits/checkout", &[("plan_id", "starter"), ("csrf", &csrf)])
+        .post(
+            "/credits/checkout",
+            &[("plan_id", "starter"), ("csrf", &csrf)],
+        )
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(location(&r).starts_with("https://checkout.stripe.test/c/pay/cs_test_"));
@@ -165,7 +187,12 @@ async fn admins_see_billing_events_with_a_filter() {
     .await;
     deliver(
         &app,
-        &event("evt_other", "customer.created", unix_now(), json!({"id": "cus_y"})),
+        &event(
+            "evt_other",
+            "customer.created",
+            unix_now(),
+            json!({"id": "cus_y"}),
+        ),
     )
     .await;
     let mut visit = Visit::new(&app);
@@ -179,7 +206,10 @@ async fn admins_see_billing_events_with_a_filter() {
     let admin_page = admin.get("/admin").await.text().await.unwrap();
     assert!(admin_page.contains("href=\"/admin/billing\""));
     let page = admin.get("/admin/billing").await.text().await.unwrap();
-    assert!(page.contains("evt_paid") && page.contains("evt_other"), "{page}");
+    assert!(
+        page.contains("evt_paid") && page.contains("evt_other"),
+        "{page}"
+    );
     let ignored = admin
         .get("/admin/billing?outcome=ignored")
         .await
@@ -228,7 +258,12 @@ async fn browser_buys_a_plan_through_checkout() {
     let paid = paid_session("cs_test_0", user.id, "starter", "cus_test_0", "pi_web");
     let outcome = deliver(
         &app,
-        &event("evt_web_paid", "checkout.session.completed", unix_now(), paid),
+        &event(
+            "evt_web_paid",
+            "checkout.session.completed",
+            unix_now(),
+            paid,
+        ),
     )
     .await;
     assert_eq!(outcome, "applied");
@@ -244,7 +279,12 @@ async fn browser_buys_a_plan_through_checkout() {
     let sub = subscription("sub_webb", "cus_test_0", user.id, "active", "price_pro");
     deliver(
         &app,
-        &event("evt_web_sub", "customer.subscription.created", unix_now(), sub),
+        &event(
+            "evt_web_sub",
+            "customer.subscription.created",
+            unix_now(),
+            sub,
+        ),
     )
     .await;
     b.goto(&format!("{base}/credits")).await;

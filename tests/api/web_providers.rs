@@ -252,7 +252,10 @@ async fn link_and_unlink_forms_are_guarded() {
     assert!(account.contains("Link mock IdP"), "{account}");
     for path in ["/auth/start/mock", "/account/identities/unlink"] {
         let r = visit
-            .post(path, &[("intent", "link"), ("provider", "mock"), ("csrf", "")])
+            .post(
+                path,
+                &[("intent", "link"), ("provider", "mock"), ("csrf", "")],
+            )
             .await;
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
     }
@@ -320,6 +323,10 @@ async fn browser_signs_up_with_the_provider_then_links_and_unlinks() {
     let b = driver.browser().await;
     b.goto(&format!("{base}/signup")).await;
     b.wait_heading("Create an account").await;
+    b.goto(&format!("{base}/login?oauth_error=account_exists"))
+        .await;
+    b.wait_text(".alert", "not verified yet").await;
+    b.screenshots("login-provider-error").await;
     b.goto(&format!("{base}/login")).await;
     b.wait_heading("Sign in").await;
     b.screenshots("login-providers").await;
@@ -347,5 +354,14 @@ async fn browser_signs_up_with_the_provider_then_links_and_unlinks() {
     b.click("button[aria-label='Unlink mock IdP']").await;
     b.wait_text(".notice", "has been unlinked").await;
     b.wait_text(".link-buttons", "Link mock IdP").await;
+
+    // An email change waits for confirmation at the new address, and says so.
+    b.fill("#f-new_email", "yan.new@example.com").await;
+    b.fill("#f-email_password", PASSWORD).await;
+    b.click("form[action='/account/email'] button").await;
+    b.wait_text(".notice", "Check your new address").await;
+    b.wait_text("#pending-email", "waiting for confirmation")
+        .await;
+    b.screenshots("account-pending-email").await;
     b.close().await;
 }

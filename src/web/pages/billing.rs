@@ -147,7 +147,9 @@ pub async fn section(state: &AppState, signed_in: &SignedIn) -> Result<BillingSe
                 plan,
                 status: status_name(&s.status),
                 live: s.is_live(),
-                period_end: s.current_period_end.map(|t| t.format("%Y-%m-%d").to_string()),
+                period_end: s
+                    .current_period_end
+                    .map(|t| t.format("%Y-%m-%d").to_string()),
                 cancel_at_period_end: s.cancel_at_period_end,
             }
         });

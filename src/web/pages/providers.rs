@@ -261,8 +261,10 @@ pub async fn callback(
     ) else {
         return failed(&state, signed_in.is_some(), "invalid_state");
     };
-    let started_here = cookie(&headers, &cookie_name(&state.config, OAUTH_COOKIE))
-        .is_some_and(|bound| bool::from(bound.as_bytes().ct_eq(hash_token(oauth_state).as_bytes())));
+    let started_here =
+        cookie(&headers, &cookie_name(&state.config, OAUTH_COOKIE)).is_some_and(|bound| {
+            bool::from(bound.as_bytes().ct_eq(hash_token(oauth_state).as_bytes()))
+        });
     if !started_here {
         return failed(&state, signed_in.is_some(), "invalid_state");
     }
