@@ -165,6 +165,20 @@ async fn billing_forms_need_csrf_and_show_refusals_readably() {
         .await
         .unwrap()
         .contains("A subscription is already active"));
+    // Cancel at period end: Stripe is asked, the page says what happens.
+    let r = visit
+        .post("/credits/subscription/cancel", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(location(&r), "/credits?notice=subscription_cancelled");
+    let cancels = stripe.requests("/v1/subscriptions/sub_web");
+    assert_eq!(cancels[0].form["cancel_at_period_end"], "true");
+    let page = visit
+        .get("/credits?notice=subscription_cancelled")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("will end at the end of the current period"));
     // The portal now has a customer.
     let r = visit.post("/credits/portal", &[("csrf", &csrf)]).await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);

@@ -236,6 +236,16 @@ async fn other(State(state): State<Arc<StandIn>>, request: Request) -> AxumRespo
         let bytes = answer.bytes().await.unwrap_or_default();
         return (status, [("content-type", "application/json")], bytes).into_response();
     }
+    if parts.method == Method::POST && path.starts_with("/v1/subscriptions/") {
+        let id = path.trim_start_matches("/v1/subscriptions/");
+        let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+        return Json(
+            json!({"id": id, "object": "subscription", "status": "active",
+            "cancel_at_period_end": form.get("cancel_at_period_end").is_some_and(|v| v == "true"),
+            "current_period_end": 1_900_000_000}),
+        )
+        .into_response();
+    }
     if parts.method == Method::POST && path == "/v1/customers" {
         let key = parts
             .headers
