@@ -199,6 +199,26 @@ async fn account_exists_and_disabled_read_as_sentences() {
     assert!(!visit.jar.0.contains_key("auth_session"));
     let page = visit.get(location(&r)).await.text().await.unwrap();
     assert!(page.contains("its address is not verified yet"), "{page}");
+
+    // A deactivated account: no session, and the page says so.
+    mock.sign_in_as("mock-fay", "fay@example.com").await;
+    let mut first = public_visit(&app);
+    let (url, state) = start_login(&mut first).await;
+    let code = browser_code(&url, &state).await;
+    first.get(&callback_path(&code, &state)).await;
+    crate::oidc::exec_sql(
+        &app,
+        "UPDATE users SET is_active = FALSE WHERE username = 'fay'",
+    )
+    .await;
+    let mut again = public_visit(&app);
+    let (url, state) = start_login(&mut again).await;
+    let code = browser_code(&url, &state).await;
+    let r = again.get(&callback_path(&code, &state)).await;
+    assert_eq!(location(&r), "/login?oauth_error=account_disabled");
+    assert!(!again.jar.0.contains_key("auth_session"));
+    let page = again.get(location(&r)).await.text().await.unwrap();
+    assert!(page.contains("This account is disabled"), "{page}");
 }
 
 /// Buttons appear only where the flow can come back to these pages: the page's own
@@ -270,6 +290,11 @@ async fn link_and_unlink_forms_are_guarded() {
         .post("/auth/start/mock", &[("intent", "link"), ("csrf", &csrf)])
         .await;
     assert_eq!(location(&r), "/account?oauth_error=email_not_verified");
+    let page = unverified.get(location(&r)).await.text().await.unwrap();
+    assert!(
+        page.contains("Verify your email address before linking"),
+        "{page}"
+    );
 
     // A provider-only account cannot unlink its only way in: the page says so.
     mock.sign_in_as("mock-only-eve", "eve@example.com").await;
@@ -288,6 +313,24 @@ async fn link_and_unlink_forms_are_guarded() {
     let body = r.text().await.unwrap();
     assert!(body.contains("only way to sign in"), "{body}");
     assert!(body.contains("has no password"), "{body}");
+
+    // Cleo links the identity that is eve's: refused, said on cleo's account page.
+    let csrf = visit.csrf("/account").await;
+    let r = visit
+        .post("/auth/start/mock", &[("intent", "link"), ("csrf", &csrf)])
+        .await;
+    let url = location(&r).to_owned();
+    let state = reqwest::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let code = browser_code(&url, &state).await;
+    let r = visit.get(&callback_path(&code, &state)).await;
+    assert_eq!(location(&r), "/account?oauth_error=identity_in_use");
+    let page = visit.get(location(&r)).await.text().await.unwrap();
+    assert!(page.contains("already linked to another account"), "{page}");
 }
 
 async fn visit_signed_in<'a>(app: &'a TestApp, username: &str) -> Visit<'a> {

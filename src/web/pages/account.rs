@@ -172,14 +172,9 @@ pub async fn page(
     signed_in: SignedIn,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    render(
-        &state,
-        &signed_in,
-        query.message(),
-        &FormErrors::default(),
-        StatusCode::OK,
-    )
-    .await
+    // A failed "Link …" comes back here with its key.
+    let errors = query.oauth_errors();
+    render(&state, &signed_in, query.message(), &errors, StatusCode::OK).await
 }
 
 /// After a service refused: the page again, its message next to the right field.
