@@ -81,6 +81,12 @@ pub async fn request_change(
     Ok(new_email.to_owned())
 }
 
+/// The address a change is waiting to be confirmed at, if one was asked for and neither
+/// confirmed nor cancelled since.
+pub async fn pending(state: &AppState, user_id: i64) -> Result<Option<String>, AppError> {
+    Ok(state.store.pending_email(user_id).await?)
+}
+
 /// Follows a confirm link. `Ok(false)`: not a (usable) confirm link.
 pub async fn confirm(state: &AppState, token: &str, client: &ClientInfo) -> Result<bool, AppError> {
     let activity = audit::plain(audit::EMAIL_CHANGE, None, client);

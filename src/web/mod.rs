@@ -63,6 +63,48 @@ async fn static_file(Path(file): Path<String>) -> Response {
 const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; \
                    base-uri 'none'; object-src 'none'";
 
+/// The policy of a page whose forms end in a redirect to another site (a sign-in
+/// provider, Stripe Checkout): Chromium and Safari check `form-action` against the
+/// redirect a form post answers with, not only against the form's own action, so those
+/// origins are named next to 'self'. Only origins (scheme, host, port) are kept; anything
+/// that is not an absolute http(s) URL is left out.
+pub fn csp_with_form_targets<'a>(targets: impl IntoIterator<Item = &'a str>) -> HeaderValue {
+    let mut origins: Vec<String> = Vec::new();
+    for target in targets {
+        let Ok(url) = reqwest::Url::parse(target) else {
+            continue;
+        };
+        if !matches!(url.scheme(), "http" | "https") {
+            continue;
+        }
+        let origin = url.origin().ascii_serialization();
+        if origin != "null" && !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    if origins.is_empty() {
+        return HeaderValue::from_static(CSP);
+    }
+    let policy = CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {}", origins.join(" ")),
+    );
+    // Serialised origins are plain ASCII without separators: always a valid value.
+    HeaderValue::from_str(&policy).unwrap_or_else(|_| HeaderValue::from_static(CSP))
+}
+
+/// Sets the page's policy to `csp_with_form_targets(targets)`.
+pub fn allow_form_targets<'a>(
+    mut response: Response,
+    targets: impl IntoIterator<Item = &'a str>,
+) -> Response {
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        csp_with_form_targets(targets),
+    );
+    response
+}
+
 /// Headers on every page: no framing, no inline script, no caching of pages that show
 /// personal data and CSRF tokens, no Referer leaking a mailed link's query.
 async fn page_headers(request: Request, next: Next) -> Response {

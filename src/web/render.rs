@@ -30,6 +30,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "account.html",
         "credits.html",
         "admin.html",
+        "admin_billing.html",
     ) {
         // The sources are part of the binary; `templates_parse` (a unit test) and the
         // start-up call in `web::router` catch a broken one before any request.
@@ -188,7 +189,13 @@ mod tests {
 
     #[test]
     fn templates_parse() {
-        for name in ["login.html", "account.html", "admin.html", "credits.html"] {
+        for name in [
+            "login.html",
+            "account.html",
+            "admin.html",
+            "admin_billing.html",
+            "credits.html",
+        ] {
             assert!(templates().get_template(name).is_ok(), "{name}");
         }
     }

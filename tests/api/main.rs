@@ -25,5 +25,8 @@ mod scale_out;
 mod sessions;
 mod tokens;
 mod web;
+mod web_account;
+mod web_billing;
 mod web_browser;
 mod web_driver;
+mod web_providers;

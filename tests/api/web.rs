@@ -12,10 +12,10 @@ use crate::helpers::{spawn_app, spawn_app_with, Backend, TestApp, PASSWORD};
 
 /// A minimal cookie jar: what the server set, sent back as one Cookie header.
 #[derive(Default)]
-struct Jar(HashMap<String, String>);
+pub struct Jar(pub HashMap<String, String>);
 
 impl Jar {
-    fn take(&mut self, response: &Response) {
+    pub fn take(&mut self, response: &Response) {
         for line in response.headers().get_all(SET_COOKIE) {
             let line = line.to_str().unwrap();
             let (pair, _) = line.split_once(';').unwrap_or((line, ""));
@@ -28,7 +28,7 @@ impl Jar {
         }
     }
 
-    fn header(&self) -> String {
+    pub fn header(&self) -> String {
         self.0
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -37,14 +37,14 @@ impl Jar {
     }
 }
 
-struct Visit<'a> {
-    app: &'a TestApp,
-    jar: Jar,
-    origin: String,
+pub struct Visit<'a> {
+    pub app: &'a TestApp,
+    pub jar: Jar,
+    pub origin: String,
 }
 
 impl<'a> Visit<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub fn new(app: &'a TestApp) -> Self {
         Self {
             app,
             jar: Jar::default(),
@@ -52,7 +52,7 @@ impl<'a> Visit<'a> {
         }
     }
 
-    async fn get(&mut self, path: &str) -> Response {
+    pub async fn get(&mut self, path: &str) -> Response {
         let r = self
             .app
             .client
@@ -66,7 +66,7 @@ impl<'a> Visit<'a> {
     }
 
     /// A form post from `self.origin` with the jar's cookies.
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Response {
         let r = self
             .app
             .client
@@ -82,12 +82,12 @@ impl<'a> Visit<'a> {
     }
 
     /// The page's CSRF token (the first hidden csrf field).
-    async fn csrf(&mut self, path: &str) -> String {
+    pub async fn csrf(&mut self, path: &str) -> String {
         let body = self.get(path).await.text().await.unwrap();
         csrf_in(&body)
     }
 
-    async fn change_email(&mut self, to: &str) -> Response {
+    pub async fn change_email(&mut self, to: &str) -> Response {
         let csrf = self.csrf("/account").await;
         self.post(
             "/account/email",
@@ -100,7 +100,7 @@ impl<'a> Visit<'a> {
         .await
     }
 
-    async fn sign_in(&mut self, username: &str) {
+    pub async fn sign_in(&mut self, username: &str) {
         let csrf = self.csrf("/login").await;
         let r = self
             .post(
@@ -121,19 +121,19 @@ impl<'a> Visit<'a> {
     }
 }
 
-fn csrf_in(body: &str) -> String {
+pub fn csrf_in(body: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let start = body.find(marker).expect("a csrf field") + marker.len();
     body[start..].chars().take_while(|c| *c != '"').collect()
 }
 
-fn location(r: &Response) -> &str {
+pub fn location(r: &Response) -> &str {
     r.headers()
         .get(LOCATION)
         .map_or("", |v| v.to_str().unwrap())
 }
 
-fn set_cookie_line(r: &Response, name: &str) -> String {
+pub fn set_cookie_line(r: &Response, name: &str) -> String {
     r.headers()
         .get_all(SET_COOKIE)
         .iter()

@@ -1,5 +1,5 @@
 //! The account page: profile, verification, email and password change, sessions,
-//! recent activity, deletion.
+//! sign-in providers (`identities.rs`), recent activity, deletion.
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -84,12 +84,18 @@ fn event_name(event: &str) -> &'static str {
         "password_change" => "Password changed",
         "password_reset_request" => "Password reset requested",
         "password_reset" => "Password reset",
-        "email_change" => "Email change requested",
+        "email_change" => "Email address changed",
         "email_verified" => "Email address verified",
         "session_revoke" => "Session signed out",
         "credits_add" => "Credits added",
         "credits_use" => "Credits used",
         "admin_update" => "Account changed by an administrator",
+        "identity_linked" => "Sign-in provider linked",
+        "identity_unlinked" => "Sign-in provider unlinked",
+        "email_change_request" => "Email change requested",
+        "email_change_cancel" => "Email change cancelled",
+        "billing_checkout" => "Checkout started",
+        "billing_subscription_cancel" => "Subscription set to end",
         _ => "Other account event",
     }
 }
@@ -133,7 +139,15 @@ async fn render(
             .collect(),
         Err(e) => return AppError::from(e).into_response(),
     };
-    user_page("account.html", signed_in)
+    let providers = match super::identities::section(state, signed_in).await {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
+    let pending_email = match email_change::pending(state, user.id).await {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
+    let page = user_page("account.html", signed_in)
         .status(status)
         .with("notice", notice)
         .with("email", &user.email)
@@ -145,8 +159,12 @@ async fn render(
         .with("member_since", when(user.created_at))
         .with("sessions", sessions)
         .with("activity", activity)
+        .with("providers", providers)
+        .with("pending_email", pending_email)
+        .with("has_password", !user.password_hash.is_empty())
         .errors(errors)
-        .into_response()
+        .into_response();
+    super::providers::allowing_provider_forms(state, page).await
 }
 
 pub async fn page(
@@ -154,18 +172,13 @@ pub async fn page(
     signed_in: SignedIn,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    render(
-        &state,
-        &signed_in,
-        query.message(),
-        &FormErrors::default(),
-        StatusCode::OK,
-    )
-    .await
+    // A failed "Link …" comes back here with its key.
+    let errors = query.oauth_errors();
+    render(&state, &signed_in, query.message(), &errors, StatusCode::OK).await
 }
 
 /// After a service refused: the page again, its message next to the right field.
-async fn refused(
+pub(super) async fn refused(
     state: &AppState,
     signed_in: &SignedIn,
     err: &AppError,

@@ -40,7 +40,7 @@ struct UserRow {
     is_me: bool,
 }
 
-fn not_an_admin() -> Response {
+pub(super) fn not_an_admin() -> Response {
     Page::new("message.html")
         .status(StatusCode::FORBIDDEN)
         .with("title", "Administrators only")
@@ -113,6 +113,7 @@ async fn render(
     };
     let notice = NoticeQuery {
         notice: query.notice.clone(),
+        oauth_error: None,
     };
     user_page("admin.html", signed_in)
         .status(status)
@@ -125,6 +126,10 @@ async fn render(
         .with("prev_url", (page > 1).then(|| page_url(page - 1)))
         .with("next_url", (page < pages).then(|| page_url(page + 1)))
         .with("grant", grant)
+        .with(
+            "billing_enabled",
+            crate::services::billing::stripe(state).is_ok(),
+        )
         .errors(errors)
         .into_response()
 }

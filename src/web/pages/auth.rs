@@ -6,6 +6,7 @@ use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 
+use super::providers::{allowing_provider_forms, buttons};
 use super::{forgery_check, NoticeQuery};
 use crate::caller::ClientInfo;
 use crate::domain::{Email, Password, Username};
@@ -43,6 +44,7 @@ pub struct LoginForm {
 }
 
 fn login_form(
+    state: &AppState,
     visitor: &Visitor,
     username: &str,
     notice: Option<&str>,
@@ -50,17 +52,24 @@ fn login_form(
 ) -> Page {
     Page::new("login.html")
         .with("csrf", &visitor.csrf)
+        .with("providers", buttons(state))
         .with("username", username)
         .with("notice", notice)
         .errors(errors)
 }
 
-pub async fn login_page(visitor: Visitor, Query(query): Query<NoticeQuery>) -> Response {
+pub async fn login_page(
+    State(state): State<AppState>,
+    visitor: Visitor,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
     if let Some(to_account) = already_signed_in(&visitor) {
         return to_account;
     }
-    let page = login_form(&visitor, "", query.message(), &FormErrors::default());
-    visitor.finish(page.into_response())
+    let errors = query.oauth_errors();
+    let page = login_form(&state, &visitor, "", query.message(), &errors);
+    let response = allowing_provider_forms(&state, page.into_response()).await;
+    visitor.finish(response)
 }
 
 pub async fn login(
@@ -94,8 +103,9 @@ pub async fn login(
             }
         }
     }
-    let page = login_form(&visitor, &form.username, None, &errors).status(status);
-    visitor.finish(page.into_response())
+    let page = login_form(&state, &visitor, &form.username, None, &errors).status(status);
+    let response = allowing_provider_forms(&state, page.into_response()).await;
+    visitor.finish(response)
 }
 
 #[derive(Deserialize, Default)]
@@ -107,20 +117,32 @@ pub struct SignupForm {
     csrf: String,
 }
 
-fn signup_form(visitor: &Visitor, form: &SignupForm, errors: &FormErrors) -> Page {
+fn signup_form(
+    state: &AppState,
+    visitor: &Visitor,
+    form: &SignupForm,
+    errors: &FormErrors,
+) -> Page {
     Page::new("signup.html")
         .with("csrf", &visitor.csrf)
+        .with("providers", buttons(state))
         .with("username", &form.username)
         .with("email", &form.email)
         .errors(errors)
 }
 
-pub async fn signup_page(visitor: Visitor) -> Response {
+pub async fn signup_page(State(state): State<AppState>, visitor: Visitor) -> Response {
     if let Some(to_account) = already_signed_in(&visitor) {
         return to_account;
     }
-    let page = signup_form(&visitor, &SignupForm::default(), &FormErrors::default());
-    visitor.finish(page.into_response())
+    let page = signup_form(
+        &state,
+        &visitor,
+        &SignupForm::default(),
+        &FormErrors::default(),
+    );
+    let response = allowing_provider_forms(&state, page.into_response()).await;
+    visitor.finish(response)
 }
 
 pub async fn signup(
@@ -169,8 +191,9 @@ pub async fn signup(
             }
         }
     }
-    let page = signup_form(&visitor, &form, &errors).status(status);
-    visitor.finish(page.into_response())
+    let page = signup_form(&state, &visitor, &form, &errors).status(status);
+    let response = allowing_provider_forms(&state, page.into_response()).await;
+    visitor.finish(response)
 }
 
 #[derive(Deserialize, Default)]

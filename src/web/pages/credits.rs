@@ -1,15 +1,18 @@
-//! The credits page: balance and history, a page at a time.
+//! The credits page: balance and history, a page at a time; the billing sections are in
+//! `billing.rs`.
 
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::account::when;
-use super::user_page;
+use super::{user_page, NoticeQuery};
 use crate::domain::Credits;
 use crate::error::AppError;
 use crate::services::credits;
 use crate::state::AppState;
+use crate::web::render::FormErrors;
 use crate::web::session::SignedIn;
 
 const PER_PAGE: i64 = 20;
@@ -19,6 +22,7 @@ const PER_PAGE: i64 = 20;
 pub struct PageQuery {
     /// 1-based; anything unparsable is page 1.
     page: Option<String>,
+    notice: Option<String>,
 }
 
 pub fn page_number(raw: Option<&str>) -> i64 {
@@ -38,7 +42,7 @@ struct Row {
 }
 
 /// Amounts with their sign (refunds can take a balance below zero).
-fn money(cents: i64) -> String {
+pub fn money(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };
     let magnitude = Credits::from_cents(cents.checked_abs().unwrap_or(i64::MAX));
     format!("{sign}{magnitude}")
@@ -60,15 +64,40 @@ pub async fn page(
     signed_in: SignedIn,
     Query(query): Query<PageQuery>,
 ) -> Response {
-    let user_id = signed_in.current.user.id;
     let page = page_number(query.page.as_deref());
-    let loaded = async {
-        let (balance, _) = credits::balance(&state, user_id).await?;
-        let (rows, total) =
-            credits::history(&state, user_id, (page - 1) * PER_PAGE, PER_PAGE).await?;
-        Ok::<_, AppError>((balance, rows, total))
+    let notice = NoticeQuery {
+        notice: query.notice,
+        oauth_error: None,
     };
-    let (balance, rows, total) = match loaded.await {
+    render(
+        &state,
+        &signed_in,
+        page,
+        notice.message(),
+        &FormErrors::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// The page (history page `page`), with `errors` of a billing action on top.
+pub async fn render(
+    state: &AppState,
+    signed_in: &SignedIn,
+    page: i64,
+    notice: Option<&str>,
+    errors: &FormErrors,
+    status: StatusCode,
+) -> Response {
+    let user_id = signed_in.current.user.id;
+    let loaded = async {
+        let (balance, _) = credits::balance(state, user_id).await?;
+        let (rows, total) =
+            credits::history(state, user_id, (page - 1) * PER_PAGE, PER_PAGE).await?;
+        let billing = super::billing::section(state, signed_in).await?;
+        Ok::<_, AppError>((balance, rows, total, billing))
+    };
+    let (balance, rows, total, billing) = match loaded.await {
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
@@ -84,13 +113,24 @@ pub async fn page(
         })
         .collect();
     let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
-    user_page("credits.html", &signed_in)
+    let billing_on = billing.enabled;
+    let response = user_page("credits.html", signed_in)
+        .status(status)
+        .with("notice", notice)
         .with("balance", money(balance))
         .with("transactions", rows)
         .with("total", total)
         .with("page", page)
         .with("pages", pages)
-        .into_response()
+        .with("billing", billing)
+        .errors(errors)
+        .into_response();
+    if billing_on {
+        let targets = super::billing::form_targets(state);
+        crate::web::allow_form_targets(response, targets.iter().map(String::as_str))
+    } else {
+        response
+    }
 }
 
 /// Where Stripe Checkout sends the browser back (BILLING_SUCCESS_URL's default). The

@@ -4,7 +4,11 @@
 mod account;
 mod admin;
 mod auth;
+mod billing;
+mod billing_events;
 mod credits;
+mod identities;
+mod providers;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -13,7 +17,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 use super::csrf;
-use super::render::Page;
+use super::render::{FormErrors, Page};
 use super::session::{SignedIn, Visitor};
 use crate::state::AppState;
 
@@ -23,6 +27,8 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/signup", get(auth::signup_page).post(auth::signup))
         .route("/logout", post(auth::logout))
+        .route("/auth/start/{provider}", post(providers::start))
+        .route("/auth/callback/{provider}", get(providers::callback))
         .route(
             "/forgot-password",
             get(auth::forgot_page).post(auth::forgot),
@@ -37,12 +43,17 @@ pub fn router() -> Router<AppState> {
         .route("/account/sessions/revoke", post(account::revoke_session))
         .route("/account/sessions/revoke-all", post(account::revoke_all))
         .route("/account/delete", post(account::delete))
+        .route("/account/identities/unlink", post(identities::unlink))
         .route("/credits", get(credits::page))
+        .route("/credits/checkout", post(billing::checkout))
+        .route("/credits/portal", post(billing::portal))
+        .route("/credits/subscription/cancel", post(billing::cancel))
         .route("/billing/success", get(credits::checkout_returned))
         .route("/billing/cancel", get(credits::checkout_cancelled))
         .route("/admin", get(admin::page))
         .route("/admin/users/flags", post(admin::change_flags))
         .route("/admin/credits", post(admin::grant))
+        .route("/admin/billing", get(billing_events::page))
 }
 
 /// Sends visitors where they belong: their account, or the sign-in page.
@@ -59,9 +70,23 @@ async fn home(visitor: Visitor) -> Response {
 #[derive(Deserialize, Default)]
 pub struct NoticeQuery {
     notice: Option<String>,
+    /// A sign-in provider flow's failure (see `providers::error_message`).
+    oauth_error: Option<String>,
 }
 
 impl NoticeQuery {
+    /// The message of a failed provider flow, as the page's general error.
+    fn oauth_errors(&self) -> FormErrors {
+        FormErrors {
+            general: self
+                .oauth_error
+                .as_deref()
+                .and_then(providers::error_message)
+                .map(str::to_owned),
+            ..FormErrors::default()
+        }
+    }
+
     fn message(&self) -> Option<&'static str> {
         Some(match self.notice.as_deref()? {
             "signed_out" => "You have been signed out.",
@@ -80,6 +105,12 @@ impl NoticeQuery {
             "session_revoked" => "The session has been signed out.",
             "user_updated" => "The account has been updated.",
             "credits_granted" => "The credits have been granted.",
+            "welcome_provider" => "Welcome! Your account has been created.",
+            "identity_linked" => "The sign-in provider has been linked to your account.",
+            "identity_unlinked" => "The sign-in provider has been unlinked.",
+            "subscription_cancelled" => {
+                "Your subscription will end at the end of the current period."
+            }
             _ => return None,
         })
     }

@@ -5,5 +5,5 @@ mod checkout;
 mod localstripe;
 mod plans;
 mod refunds;
-mod support;
+pub(crate) mod support;
 mod webhooks;

@@ -45,6 +45,9 @@ struct StandIn {
     fail_checkout: Mutex<Option<u16>>,
     /// Everything the stand-in does not serve goes here (localstripe), when set.
     upstream: Option<String>,
+    /// When set (`start_with_pages`), Checkout and portal URLs point at the stand-in
+    /// itself, which serves a page there, so a browser can follow them.
+    pages_at: std::sync::OnceLock<String>,
     http: reqwest::Client,
 }
 
@@ -57,6 +60,15 @@ pub struct FakeStripe {
 
 impl FakeStripe {
     pub async fn start(upstream: Option<String>) -> Self {
+        Self::launch(upstream, false).await
+    }
+
+    /// A stand-in whose Checkout and portal URLs are pages it serves (for browser tests).
+    pub async fn start_with_pages() -> Self {
+        Self::launch(None, true).await
+    }
+
+    async fn launch(upstream: Option<String>, pages: bool) -> Self {
         let state = Arc::new(StandIn {
             upstream,
             ..Default::default()
@@ -64,10 +76,15 @@ impl FakeStripe {
         let app = Router::new()
             .route("/v1/checkout/sessions", post(checkout_session))
             .route("/v1/billing_portal/sessions", post(portal_session))
+            .route("/c/pay/{id}", axum::routing::get(stand_in_page))
+            .route("/p/session/{id}", axum::routing::get(stand_in_page))
             .fallback(other)
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
+        if pages {
+            let _ = state.pages_at.set(base.clone());
+        }
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -140,8 +157,21 @@ async fn checkout_session(
     }
     let n = state.counter.fetch_add(1, Ordering::SeqCst);
     let id = format!("cs_test_{n}");
+    let host = state
+        .pages_at
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "https://checkout.stripe.test".into());
     Json(json!({"id": id, "object": "checkout.session",
-        "url": format!("https://checkout.stripe.test/c/pay/{id}")}))
+        "url": format!("{host}/c/pay/{id}")}))
+    .into_response()
+}
+
+/// What a browser sees at a Checkout or portal URL of `start_with_pages`.
+async fn stand_in_page(axum::extract::Path(id): axum::extract::Path<String>) -> AxumResponse {
+    axum::response::Html(format!(
+        "<!doctype html><title>Stripe stand-in</title><h1>Stripe stand-in: {id}</h1>"
+    ))
     .into_response()
 }
 
@@ -158,9 +188,14 @@ async fn portal_session(
         &body,
     );
     let n = state.counter.fetch_add(1, Ordering::SeqCst);
+    let host = state
+        .pages_at
+        .get()
+        .cloned()
+        .unwrap_or_else(|| "https://billing.stripe.test".into());
     Json(
         json!({"id": format!("bps_{n}"), "object": "billing_portal.session",
-        "url": format!("https://billing.stripe.test/p/session/bps_{n}")}),
+        "url": format!("{host}/p/session/bps_{n}")}),
     )
     .into_response()
 }
@@ -200,6 +235,16 @@ async fn other(State(state): State<Arc<StandIn>>, request: Request) -> AxumRespo
         let status = AxumStatus::from_u16(answer.status().as_u16()).unwrap();
         let bytes = answer.bytes().await.unwrap_or_default();
         return (status, [("content-type", "application/json")], bytes).into_response();
+    }
+    if parts.method == Method::POST && path.starts_with("/v1/subscriptions/") {
+        let id = path.trim_start_matches("/v1/subscriptions/");
+        let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+        return Json(
+            json!({"id": id, "object": "subscription", "status": "active",
+            "cancel_at_period_end": form.get("cancel_at_period_end").is_some_and(|v| v == "true"),
+            "current_period_end": 1_900_000_000}),
+        )
+        .into_response();
     }
     if parts.method == Method::POST && path == "/v1/customers" {
         let key = parts
