@@ -11,7 +11,7 @@
 //!   as `X-API-Key`: a second scheme wherever `api_key` is accepted;
 //! - request limits utoipa cannot express from the field types (an amount that is a number
 //!   or a decimal string, a login that needs a username or an email, a PATCH that needs a
-//!   field).
+//!   field; the plan rules are in `plans/schema.rs`).
 //!
 //! Routes added later get all of this without doing anything: the rules key on what an
 //! operation declares (body, query parameters, security), not on its path.
@@ -211,17 +211,7 @@ fn tighten_request_schemas(doc: &mut Value) {
     {
         *amount = credits.clone();
     }
-    if let Some(plan_credits) = schemas
-        .get_mut("PlanRequest")
-        .and_then(|s| s.pointer_mut("/properties/credits"))
-    {
-        // Optional in a PATCH: null means "unchanged".
-        let mut nullable = credits;
-        if let Some(forms) = nullable["oneOf"].as_array_mut() {
-            forms.push(json!({"type": "null"}));
-        }
-        *plan_credits = nullable;
-    }
+    super::plans::schema::complete(schemas, &credits);
     if let Some(login) = schemas
         .get_mut("LoginRequest")
         .and_then(Value::as_object_mut)
