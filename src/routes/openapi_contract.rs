@@ -391,6 +391,30 @@ mod tests {
             (limit["minimum"].as_f64(), limit["maximum"].as_f64()),
             (Some(1.0), Some(100.0))
         );
+        let create = &schemas["CreatePlan"];
+        for field in ["id", "name", "kind", "credits", "price", "currency"] {
+            assert!(
+                create["required"].as_array().unwrap().contains(&field.into()),
+                "CreatePlan requires {field}"
+            );
+        }
+        assert_eq!(create["properties"]["price"]["type"], "integer");
+        assert_eq!(create["properties"]["price"]["maximum"], 99_999_999);
+        assert_eq!(create["properties"]["name"]["maxLength"], 100);
+        assert_eq!(create["additionalProperties"], false);
+        let kinds: Vec<&Value> = create["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|branch| &branch["properties"]["kind"]["const"])
+            .collect();
+        assert_eq!(kinds, ["one_time", "subscription"]);
+        let update = &schemas["UpdatePlan"];
+        assert_eq!(update["minProperties"], 1);
+        assert!(update["required"].is_null(), "every PATCH field is optional");
+        assert!(update["properties"]["id"].is_null(), "the id is the path's");
+        assert_eq!(update["allOf"].as_array().map(Vec::len), Some(2));
+        assert!(schemas.get("PlanRequest").is_none());
         let schemes = &doc["components"]["securitySchemes"];
         assert_eq!(schemes["api_key"]["name"], "X-API-Key");
         assert_eq!(schemes["api_key_alias"]["name"], "api-key");
