@@ -41,6 +41,7 @@ pub struct BillingQuery {
 }
 
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"plan_id": "starter"}))]
 pub struct CheckoutRequest {
     #[schema(example = "starter")]
     plan_id: String,

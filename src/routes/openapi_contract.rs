@@ -394,7 +394,10 @@ mod tests {
         let create = &schemas["CreatePlan"];
         for field in ["id", "name", "kind", "credits", "price", "currency"] {
             assert!(
-                create["required"].as_array().unwrap().contains(&field.into()),
+                create["required"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&field.into()),
                 "CreatePlan requires {field}"
             );
         }
@@ -411,7 +414,10 @@ mod tests {
         assert_eq!(kinds, ["one_time", "subscription"]);
         let update = &schemas["UpdatePlan"];
         assert_eq!(update["minProperties"], 1);
-        assert!(update["required"].is_null(), "every PATCH field is optional");
+        assert!(
+            update["required"].is_null(),
+            "every PATCH field is optional"
+        );
         assert!(update["properties"]["id"].is_null(), "the id is the path's");
         assert_eq!(update["allOf"].as_array().map(Vec::len), Some(2));
         assert!(schemas.get("PlanRequest").is_none());
