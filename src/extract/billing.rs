@@ -10,6 +10,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::{AppJson, AppQuery, Caller};
 use crate::error::AppError;
@@ -27,8 +28,11 @@ pub trait NamesUser {
     fn user_id(&self) -> Option<i64>;
 }
 
-#[derive(Deserialize)]
-struct UserQuery {
+/// The query of the routes without a body (also what the document lists for them).
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BillingQuery {
+    /// Internal services: whose billing.
     user_id: Option<i64>,
 }
 
@@ -51,7 +55,7 @@ impl FromRequestParts<AppState> for BillingCaller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let caller = Caller::from_request_parts(parts, state).await?;
-        let AppQuery(query) = AppQuery::<UserQuery>::from_request_parts(parts, state).await?;
+        let AppQuery(query) = AppQuery::<BillingQuery>::from_request_parts(parts, state).await?;
         let user_id = account(state, &caller, query.user_id, "query")?;
         Ok(Self { user_id, body: () })
     }

@@ -8,5 +8,5 @@ mod storable;
 
 pub use crate::caller::Caller;
 pub use access::{Admin, VerifiedUser};
-pub use billing::{BillingCaller, NamesUser};
+pub use billing::{BillingCaller, BillingQuery, NamesUser};
 pub use body::{AppJson, AppQuery, JsonOrForm, OptionalJson};

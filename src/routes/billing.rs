@@ -12,7 +12,7 @@ use super::{page_limit, ErrorBody, MessageResponse};
 use crate::caller::ClientInfo;
 use crate::domain::json_int;
 use crate::error::AppError;
-use crate::extract::{Admin, AppQuery, BillingCaller, NamesUser};
+use crate::extract::{Admin, AppQuery, BillingCaller, BillingQuery, NamesUser};
 use crate::services::billing;
 use crate::state::AppState;
 use crate::store::{BillingEventRecord, BillingSubscription};
@@ -29,15 +29,6 @@ pub fn router() -> Router<AppState> {
             delete(detach_payment_method),
         )
         .route("/admin/billing/events", get(events))
-}
-
-/// The query `BillingCaller` reads, for the document.
-#[derive(IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)]
-pub struct BillingQuery {
-    /// Internal services: whose billing.
-    user_id: Option<i64>,
 }
 
 #[derive(Deserialize, ToSchema)]
