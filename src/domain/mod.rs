@@ -3,12 +3,14 @@
 
 mod credits;
 mod email;
+mod integer;
 mod password;
 mod text;
 mod username;
 
 pub use credits::{Credits, MAX_CREDITS_CENTS};
 pub use email::Email;
+pub use integer::{json_int, JsonInt};
 pub use password::Password;
 pub use text::is_storable;
 pub use username::Username;

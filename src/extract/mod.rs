@@ -2,9 +2,11 @@
 //! levels of DESIGN §5 as types a handler asks for.
 
 mod access;
+mod billing;
 pub mod body;
 mod storable;
 
 pub use crate::caller::Caller;
 pub use access::{Admin, VerifiedUser};
+pub use billing::{BillingCaller, BillingQuery, NamesUser};
 pub use body::{AppJson, AppQuery, JsonOrForm, OptionalJson};

@@ -10,8 +10,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{page_limit, ErrorBody, MessageResponse};
 use crate::caller::ClientInfo;
+use crate::domain::json_int;
 use crate::error::AppError;
-use crate::extract::{Admin, AppJson, AppQuery, Caller};
+use crate::extract::{Admin, AppQuery, BillingCaller, BillingQuery, NamesUser};
 use crate::services::billing;
 use crate::state::AppState;
 use crate::store::{BillingEventRecord, BillingSubscription};
@@ -30,19 +31,21 @@ pub fn router() -> Router<AppState> {
         .route("/admin/billing/events", get(events))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct BillingQuery {
-    /// Internal services: whose billing.
-    user_id: Option<i64>,
-}
-
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"plan_id": "starter"}))]
 pub struct CheckoutRequest {
     #[schema(example = "starter")]
     plan_id: String,
-    /// Internal services: for whom.
+    /// Internal services: for whom (any whole number: `7` or `7.0`).
+    #[serde(default, deserialize_with = "json_int::optional")]
+    #[schema(value_type = Option<i64>)]
     user_id: Option<i64>,
+}
+
+impl NamesUser for CheckoutRequest {
+    fn user_id(&self) -> Option<i64> {
+        self.user_id
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -68,13 +71,10 @@ pub struct CheckoutResponse {
     ))]
 pub async fn checkout(
     State(state): State<AppState>,
-    caller: Caller,
     client: ClientInfo,
-    AppJson(req): AppJson<CheckoutRequest>,
+    account: BillingCaller<CheckoutRequest>,
 ) -> Result<Json<CheckoutResponse>, AppError> {
-    billing::stripe(&state)?;
-    let user_id = billing::account_of(&state, &caller, req.user_id, "body")?;
-    let done = billing::checkout(&state, user_id, &req.plan_id, &client).await?;
+    let done = billing::checkout(&state, account.user_id, &account.body.plan_id, &client).await?;
     Ok(Json(CheckoutResponse {
         checkout_url: done.checkout_url,
         session_id: done.session_id,
@@ -102,13 +102,10 @@ pub struct PortalResponse {
     ))]
 pub async fn portal(
     State(state): State<AppState>,
-    caller: Caller,
-    AppQuery(query): AppQuery<BillingQuery>,
+    account: BillingCaller,
 ) -> Result<Json<PortalResponse>, AppError> {
-    billing::stripe(&state)?;
-    let user_id = billing::account_of(&state, &caller, query.user_id, "query")?;
     Ok(Json(PortalResponse {
-        url: billing::portal(&state, user_id).await?,
+        url: billing::portal(&state, account.user_id).await?,
     }))
 }
 
@@ -146,12 +143,9 @@ impl From<BillingSubscription> for SubscriptionResponse {
     ))]
 pub async fn subscription(
     State(state): State<AppState>,
-    caller: Caller,
-    AppQuery(query): AppQuery<BillingQuery>,
+    account: BillingCaller,
 ) -> Result<Json<SubscriptionResponse>, AppError> {
-    billing::stripe(&state)?;
-    let user_id = billing::account_of(&state, &caller, query.user_id, "query")?;
-    billing::current_subscription(&state, user_id)
+    billing::current_subscription(&state, account.user_id)
         .await?
         .map(|s| Json(s.into()))
         .ok_or_else(|| AppError::not_found("No subscription"))
@@ -172,13 +166,10 @@ pub async fn subscription(
     ))]
 pub async fn cancel_subscription(
     State(state): State<AppState>,
-    caller: Caller,
+    account: BillingCaller,
     client: ClientInfo,
-    AppQuery(query): AppQuery<BillingQuery>,
 ) -> Result<Json<SubscriptionResponse>, AppError> {
-    billing::stripe(&state)?;
-    let user_id = billing::account_of(&state, &caller, query.user_id, "query")?;
-    let sub = billing::cancel_subscription(&state, user_id, &client).await?;
+    let sub = billing::cancel_subscription(&state, account.user_id, &client).await?;
     Ok(Json(sub.into()))
 }
 
@@ -207,12 +198,9 @@ pub struct PaymentMethodResponse {
     ))]
 pub async fn payment_methods(
     State(state): State<AppState>,
-    caller: Caller,
-    AppQuery(query): AppQuery<BillingQuery>,
+    account: BillingCaller,
 ) -> Result<Json<Vec<PaymentMethodResponse>>, AppError> {
-    billing::stripe(&state)?;
-    let user_id = billing::account_of(&state, &caller, query.user_id, "query")?;
-    let cards = billing::payment_methods(&state, user_id).await?;
+    let cards = billing::payment_methods(&state, account.user_id).await?;
     Ok(Json(
         cards
             .into_iter()
@@ -244,14 +232,11 @@ pub async fn payment_methods(
     ))]
 pub async fn detach_payment_method(
     State(state): State<AppState>,
-    caller: Caller,
+    account: BillingCaller,
     client: ClientInfo,
     Path(id): Path<String>,
-    AppQuery(query): AppQuery<BillingQuery>,
 ) -> Result<Json<MessageResponse>, AppError> {
-    billing::stripe(&state)?;
-    let user_id = billing::account_of(&state, &caller, query.user_id, "query")?;
-    billing::detach_payment_method(&state, user_id, &id, &client).await?;
+    billing::detach_payment_method(&state, account.user_id, &id, &client).await?;
     Ok(Json(MessageResponse::new("Payment method removed")))
 }
 

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{page_limit, ErrorBody};
 use crate::caller::ClientInfo;
-use crate::domain::Credits;
+use crate::domain::{json_int, Credits};
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery, Caller};
 use crate::services::credits::{self, Change};
@@ -75,7 +75,9 @@ pub struct CreditRequest {
     reference_id: Option<String>,
     #[schema(min_length = 1, max_length = 1000)]
     description: Option<String>,
-    /// Admins and internal services: whose credits.
+    /// Admins and internal services: whose credits (any whole number: `7` or `7.0`).
+    #[serde(default, deserialize_with = "json_int::optional")]
+    #[schema(value_type = Option<i64>)]
     user_id: Option<i64>,
 }
 

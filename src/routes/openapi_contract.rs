@@ -11,7 +11,7 @@
 //!   as `X-API-Key`: a second scheme wherever `api_key` is accepted;
 //! - request limits utoipa cannot express from the field types (an amount that is a number
 //!   or a decimal string, a login that needs a username or an email, a PATCH that needs a
-//!   field).
+//!   field; the plan rules are in `plans/schema.rs`).
 //!
 //! Routes added later get all of this without doing anything: the rules key on what an
 //! operation declares (body, query parameters, security), not on its path.
@@ -211,17 +211,7 @@ fn tighten_request_schemas(doc: &mut Value) {
     {
         *amount = credits.clone();
     }
-    if let Some(plan_credits) = schemas
-        .get_mut("PlanRequest")
-        .and_then(|s| s.pointer_mut("/properties/credits"))
-    {
-        // Optional in a PATCH: null means "unchanged".
-        let mut nullable = credits;
-        if let Some(forms) = nullable["oneOf"].as_array_mut() {
-            forms.push(json!({"type": "null"}));
-        }
-        *plan_credits = nullable;
-    }
+    super::plans::schema::complete(schemas, &credits);
     if let Some(login) = schemas
         .get_mut("LoginRequest")
         .and_then(Value::as_object_mut)
@@ -401,6 +391,36 @@ mod tests {
             (limit["minimum"].as_f64(), limit["maximum"].as_f64()),
             (Some(1.0), Some(100.0))
         );
+        let create = &schemas["CreatePlan"];
+        for field in ["id", "name", "kind", "credits", "price", "currency"] {
+            assert!(
+                create["required"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&field.into()),
+                "CreatePlan requires {field}"
+            );
+        }
+        assert_eq!(create["properties"]["price"]["type"], "integer");
+        assert_eq!(create["properties"]["price"]["maximum"], 99_999_999);
+        assert_eq!(create["properties"]["name"]["maxLength"], 100);
+        assert_eq!(create["additionalProperties"], false);
+        let kinds: Vec<&Value> = create["oneOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|branch| &branch["properties"]["kind"]["const"])
+            .collect();
+        assert_eq!(kinds, ["one_time", "subscription"]);
+        let update = &schemas["UpdatePlan"];
+        assert_eq!(update["minProperties"], 1);
+        assert!(
+            update["required"].is_null(),
+            "every PATCH field is optional"
+        );
+        assert!(update["properties"]["id"].is_null(), "the id is the path's");
+        assert_eq!(update["allOf"].as_array().map(Vec::len), Some(2));
+        assert!(schemas.get("PlanRequest").is_none());
         let schemes = &doc["components"]["securitySchemes"];
         assert_eq!(schemes["api_key"]["name"], "X-API-Key");
         assert_eq!(schemes["api_key_alias"]["name"], "api-key");

@@ -161,6 +161,16 @@ async fn checkout_refusals(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    // Any whole JSON number names the user; a fraction is no user id.
+    let r = internal(json!({"plan_id": "starter", "user_id": user.id as f64}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = internal(json!({"plan_id": "starter", "user_id": user.id as f64 + 0.5}))
+        .await
+        .unwrap();
+    let err = assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_error").await;
+    assert_eq!(err["detail"][0]["loc"], json!(["body", "user_id"]));
     let r = internal(json!({"plan_id": "starter", "user_id": 987_654}))
         .await
         .unwrap();
@@ -243,6 +253,21 @@ async fn portal_and_unavailable_stripe(backend: Backend) {
         };
         assert_error(r, StatusCode::SERVICE_UNAVAILABLE, "billing_disabled").await;
     }
+    // The same order of refusals as with billing on: credentials, then input, then 503.
+    let r = off
+        .post("/billing/checkout", &json!({"plan_id": "x"}), None)
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = off.get("/billing/subscription?user_id=x", None).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = off
+        .post("/billing/checkout", &json!({"plan": 1}), Some(&user.access))
+        .await;
+    assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_error").await;
+    let r = off
+        .get("/billing/payment-methods?user_id=x", Some(&user.access))
+        .await;
+    assert_error(r, StatusCode::UNPROCESSABLE_ENTITY, "validation_error").await;
     // Plans are still listed.
     assert_eq!(off.get("/plans", None).await.status(), StatusCode::OK);
 }
