@@ -427,6 +427,14 @@ pub trait BillingStore: Send + Sync + 'static {
     ) -> StoreResult<String>;
     /// Newest first.
     async fn subscriptions_of(&self, user_id: i64) -> StoreResult<Vec<BillingSubscription>>;
+    /// Records what Stripe answered to a cancellation, so the subscription reads right
+    /// before Stripe's `customer.subscription.updated` arrives (which then confirms it).
+    async fn set_cancel_at_period_end(
+        &self,
+        subscription_id: &str,
+        cancel: bool,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     /// Records the event id and applies its effect in ONE transaction; a known id changes
     /// nothing (`Duplicate`). Returns the outcome and the user it was matched to.

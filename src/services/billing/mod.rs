@@ -217,6 +217,10 @@ pub async fn cancel_subscription(
         .cancel_at_period_end(&sub.stripe_subscription_id, &key)
         .await?;
     sub.cancel_at_period_end = answer.cancel_at_period_end;
+    state
+        .store
+        .set_cancel_at_period_end(&sub.stripe_subscription_id, sub.cancel_at_period_end, now())
+        .await?;
     let details = json!({"subscription": sub.stripe_subscription_id});
     state
         .store

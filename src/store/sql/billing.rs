@@ -424,6 +424,24 @@ macro_rules! impl_billing_store {
                 .await?)
             }
 
+            async fn set_cancel_at_period_end(
+                &self,
+                subscription_id: &str,
+                cancel: bool,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE billing_subscriptions SET cancel_at_period_end = $2, updated_at = $3 \
+                     WHERE stripe_subscription_id = $1",
+                )
+                .bind(subscription_id)
+                .bind(cancel)
+                .bind(now)
+                .execute(self.writer())
+                .await?;
+                Ok(())
+            }
+
             async fn apply_stripe_event(
                 &self,
                 event: &IncomingEvent,

@@ -288,6 +288,10 @@ async fn payment_methods_and_subscription(backend: Backend) {
         )
         .await;
     assert_eq!(at_stripe["cancel_at_period_end"], true);
+    // Read back at once, before Stripe's customer.subscription.updated arrives.
+    let current = ok_json(app.get("/billing/subscription", Some(&alice.access)).await).await;
+    assert_eq!(current["cancel_at_period_end"], true);
+    assert_eq!(current["status"], "active");
 }
 
 /// Two first checkouts at once leave one Stripe customer for the user, also at a server
