@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 use crate::both_backends;
-use crate::credits::group_commit::{assert_unbroken_chain, cents, ledger_rows};
+use crate::credits::batch_support::{assert_unbroken_chain, cents, ledger_rows};
 use crate::helpers::*;
 
 both_backends!(
