@@ -74,12 +74,14 @@ macro_rules! impl_credit_store {
                     }
                     Err(e) => return Err(e),
                 };
-                let keys: Vec<(&str, &str)> = batch
+                let mut keys: Vec<(&str, &str)> = batch
                     .iter()
                     .filter_map(|c| {
                         Some((c.credit.kind.as_str(), c.credit.reference_id.as_deref()?))
                     })
                     .collect();
+                keys.sort_unstable();
+                keys.dedup();
                 let existing = if keys.is_empty() {
                     Vec::new()
                 } else {
