@@ -7,6 +7,7 @@ use tokio::sync::Notify;
 use crate::config::Config;
 use crate::protection::Limiter;
 use crate::services::billing::stripe::StripeClient;
+use crate::services::credits::CreditBatches;
 use crate::services::identity::OidcProviders;
 use crate::services::mail::MailComposer;
 use crate::services::passwords::PasswordService;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub identity: Arc<OidcProviders>,
     /// `None` when billing is off (no STRIPE_SECRET_KEY).
     pub stripe: Option<Arc<StripeClient>>,
+    /// Credit changes of each account waiting to be committed together (group commit).
+    pub credit_batches: Arc<CreditBatches>,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
             mail_wakeup: Arc::new(Notify::new()),
             identity: OidcProviders::start(&config.oidc)?,
             stripe: StripeClient::from_config(&config.billing)?.map(Arc::new),
+            credit_batches: Arc::new(CreditBatches::new()),
             config: Arc::new(config),
             store,
         })

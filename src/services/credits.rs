@@ -1,5 +1,10 @@
 //! The credits ledger: exact (integer cents), atomic (balance and ledger row change in one
-//! statement or transaction), idempotent (reference_id per user and type).
+//! statement or transaction), idempotent (reference_id per user and type). Changes of
+//! one account that arrive together are committed together (group commit, `batch`).
+
+mod batch;
+
+pub use batch::CreditBatches;
 
 use chrono::{DateTime, Utc};
 
@@ -11,7 +16,9 @@ use crate::domain::{is_storable, Credits};
 use crate::error::AppError;
 use crate::services::audit;
 use crate::state::AppState;
-use crate::store::{now, CreditKind, CreditTransaction, NewCredit, StoreError};
+use crate::store::{
+    now, BatchCredit, BatchOutcome, CreditKind, CreditTransaction, NewCredit, Store, StoreError,
+};
 
 pub const MAX_REFERENCE_CHARS: usize = 255;
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;
@@ -67,9 +74,8 @@ pub struct Applied {
     pub replayed: bool,
 }
 
-async fn ensure_user(state: &AppState, user_id: i64) -> Result<(), AppError> {
-    state
-        .store
+async fn ensure_user(store: &dyn Store, user_id: i64) -> Result<(), AppError> {
+    store
         .user_by_id(user_id)
         .await?
         .ok_or_else(AppError::user_not_found)?;
@@ -125,19 +131,6 @@ async fn apply_change(
         change.description.as_deref(),
         MAX_DESCRIPTION_CHARS,
     )?;
-    // No existence check up front: the happy path is one statement. A missing user shows
-    // up as a foreign-key violation (add) or as no balance row to debit (use).
-    if let Some(replay) = replay_of(state, &change).await? {
-        return Ok(replay);
-    }
-    let credit = NewCredit {
-        user_id: change.user_id,
-        kind: change.kind,
-        amount: change.amount.cents(),
-        reference_id: change.reference_id.clone(),
-        description: change.description.clone(),
-        created_at: now(),
-    };
     let event = if change.kind.debits() {
         audit::CREDITS_USE
     } else {
@@ -149,26 +142,43 @@ async fn apply_change(
         "reference_id": change.reference_id,
     });
     let activity = audit::activity(event, Some(change.user_id), client, details);
-    match state.store.apply_credit(&credit, &activity).await {
+    let credit = NewCredit {
+        user_id: change.user_id,
+        kind: change.kind,
+        amount: change.amount.cents(),
+        reference_id: change.reference_id,
+        description: change.description,
+        created_at: now(),
+    };
+    // Concurrent changes of one account are committed together (batch.rs); a change
+    // that finds its account idle is committed at once, alone.
+    state
+        .credit_batches
+        .apply(&state.store, BatchCredit { credit, activity })
+        .await
+}
+
+/// Applies one change on its own: the happy path is one statement. A missing user shows
+/// up as a foreign-key violation (add) or as no balance row to debit (use).
+async fn apply_alone(store: &dyn Store, change: &BatchCredit) -> Result<Applied, AppError> {
+    let credit = &change.credit;
+    if let Some(replay) = replay_of(store, credit).await? {
+        return Ok(replay);
+    }
+    match store.apply_credit(credit, &change.activity).await {
         Ok(Some(transaction)) => Ok(Applied {
             transaction,
             replayed: false,
         }),
-        Ok(None) if change.kind.debits() => {
-            ensure_user(state, change.user_id).await?;
-            Err(AppError::bad_request(
-                "insufficient_credits",
-                "Insufficient credits",
-            ))
+        Ok(None) if credit.kind.debits() => {
+            ensure_user(store, credit.user_id).await?;
+            Err(insufficient())
         }
         // An addition finds no row to change only when the sum would not fit in the
         // balance's 64 bits; nothing changed.
-        Ok(None) => Err(AppError::bad_request(
-            "balance_overflow",
-            "The balance cannot hold this many credits",
-        )),
+        Ok(None) => Err(overflow()),
         // A concurrent request with the same reference won: answer as its replay.
-        Err(StoreError::DuplicateReference) => replay_of(state, &change)
+        Err(StoreError::DuplicateReference) => replay_of(store, credit)
             .await?
             .ok_or_else(|| StoreError::DuplicateReference.into()),
         Err(e) => Err(e.into()),
@@ -176,27 +186,59 @@ async fn apply_change(
 }
 
 /// The earlier transaction with this reference, if any; 409 if it was for another amount.
-async fn replay_of(state: &AppState, change: &Change) -> Result<Option<Applied>, AppError> {
-    let Some(reference) = change.reference_id.as_deref() else {
+async fn replay_of(store: &dyn Store, credit: &NewCredit) -> Result<Option<Applied>, AppError> {
+    let Some(reference) = credit.reference_id.as_deref() else {
         return Ok(None);
     };
-    let Some(earlier) = state
-        .store
-        .credit_by_reference(change.user_id, change.kind, reference)
+    let Some(earlier) = store
+        .credit_by_reference(credit.user_id, credit.kind, reference)
         .await?
     else {
         return Ok(None);
     };
-    if earlier.amount != change.amount.cents() {
-        return Err(AppError::conflict(
-            "idempotency_conflict",
-            "reference_id was already used with a different amount",
-        ));
+    if earlier.amount != credit.amount {
+        return Err(reference_conflict());
     }
     Ok(Some(Applied {
         transaction: earlier,
         replayed: true,
     }))
+}
+
+/// The answer to one change of a batch.
+fn answer(outcome: BatchOutcome) -> Result<Applied, AppError> {
+    match outcome {
+        BatchOutcome::Applied(transaction) => Ok(Applied {
+            transaction,
+            replayed: false,
+        }),
+        BatchOutcome::Replayed(transaction) => Ok(Applied {
+            transaction,
+            replayed: true,
+        }),
+        BatchOutcome::Conflict => Err(reference_conflict()),
+        BatchOutcome::Insufficient => Err(insufficient()),
+        BatchOutcome::Overflow => Err(overflow()),
+        BatchOutcome::NoSuchUser => Err(AppError::user_not_found()),
+    }
+}
+
+fn insufficient() -> AppError {
+    AppError::bad_request("insufficient_credits", "Insufficient credits")
+}
+
+fn overflow() -> AppError {
+    AppError::bad_request(
+        "balance_overflow",
+        "The balance cannot hold this many credits",
+    )
+}
+
+fn reference_conflict() -> AppError {
+    AppError::conflict(
+        "idempotency_conflict",
+        "reference_id was already used with a different amount",
+    )
 }
 
 fn check_text(field: &str, value: Option<&str>, max_chars: usize) -> Result<(), AppError> {
@@ -229,7 +271,7 @@ pub async fn history(
     skip: i64,
     limit: i64,
 ) -> Result<(Vec<CreditTransaction>, i64), AppError> {
-    ensure_user(state, user_id).await?;
+    ensure_user(&*state.store, user_id).await?;
     Ok(state
         .store
         .credit_transactions(user_id, skip, limit)

@@ -5,6 +5,7 @@
 
 mod billing_models;
 pub mod connect_error;
+mod credit_batch;
 mod identities;
 mod models;
 mod postgres;
@@ -19,6 +20,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 pub use billing_models::*;
+pub use credit_batch::{BatchCredit, BatchOutcome};
 pub use identities::*;
 pub use models::*;
 pub use postgres::PgStore;
@@ -395,6 +397,16 @@ pub trait CreditStore: Send + Sync + 'static {
         credit: &NewCredit,
         activity: &Activity,
     ) -> StoreResult<Option<CreditTransaction>>;
+    /// Group commit: applies changes of ONE user in one transaction, in order, under the
+    /// lock of that user's balance row (created at zero if missing). Each change is
+    /// decided as if it came alone (idempotency key, then the running balance) and keeps
+    /// its own ledger and audit rows; one outcome per change. Nothing is written when any
+    /// statement or the commit fails (the error is the whole batch's).
+    async fn apply_credit_batch(
+        &self,
+        user_id: i64,
+        batch: &[BatchCredit],
+    ) -> StoreResult<Vec<BatchOutcome>>;
     /// Newest first, and the total count.
     async fn credit_transactions(
         &self,

@@ -188,7 +188,7 @@ pub struct NewCredit {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct CreditTransaction {
     pub id: i64,
     pub user_id: i64,

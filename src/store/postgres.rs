@@ -8,12 +8,13 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
+use super::credit_batch::BatchPlan;
 use super::sql::{
     claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
     impl_credit_store, impl_identity_store, impl_lifecycle_store, impl_mail_store, insert_activity,
     insert_grant, insert_identity, insert_mail, PaymentRow, CONSUME_TOKEN, CREDIT_COLUMNS,
-    EVENT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES, PLAN_COLUMNS, SESSION_COLUMNS,
-    SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+    EVENT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES, LOCK_BALANCE, PLAN_COLUMNS,
+    SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -89,6 +90,95 @@ impl PgStore {
             .bind(&activity.user_agent)
             .bind(&activity.details)
             .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The ledger rows of this user with any of these (type, reference_id) keys: one
+    /// statement whatever the number of keys.
+    async fn credits_by_keys(
+        conn: &mut sqlx::PgConnection,
+        user_id: i64,
+        keys: &[(&str, &str)],
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        let (kinds, references): (Vec<&str>, Vec<&str>) = keys.iter().copied().unzip();
+        Ok(sqlx::query_as(&format!(
+            "SELECT {CREDIT_COLUMNS} FROM credit_transactions WHERE user_id = $1 \
+             AND (transaction_type, reference_id) IN (SELECT * FROM UNNEST($2::TEXT[], $3::TEXT[]))"
+        ))
+        .bind(user_id)
+        .bind(kinds)
+        .bind(references)
+        .fetch_all(conn)
+        .await?)
+    }
+
+    /// A batch's ledger rows, audit rows and new balance in one statement (arrays, so
+    /// one round trip and one prepared statement whatever the batch size). Rows are
+    /// inserted in the batch's order, so their ids rise in that order; they come back
+    /// sorted by id.
+    async fn write_credit_batch(
+        conn: &mut sqlx::PgConnection,
+        user_id: i64,
+        plan: &BatchPlan,
+        batch: &[BatchCredit],
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        let mut amounts = Vec::new();
+        let mut kinds = Vec::new();
+        let mut references = Vec::new();
+        let mut descriptions = Vec::new();
+        let mut balances = Vec::new();
+        let mut times = Vec::new();
+        let mut events = Vec::new();
+        let mut ips = Vec::new();
+        let mut agents = Vec::new();
+        let mut details = Vec::new();
+        let mut logged = Vec::new();
+        let mut updated_at = None;
+        for (change, balance_after) in plan.writes(batch) {
+            let (c, a) = (&change.credit, &change.activity);
+            amounts.push(c.amount);
+            kinds.push(c.kind.as_str());
+            references.push(c.reference_id.as_deref());
+            descriptions.push(c.description.as_deref());
+            balances.push(balance_after);
+            times.push(c.created_at);
+            events.push(a.event);
+            ips.push(a.ip.as_deref());
+            agents.push(a.user_agent.as_deref());
+            details.push(a.details.as_str());
+            logged.push(a.created_at);
+            updated_at = updated_at.max(Some(c.created_at));
+        }
+        let sql = format!(
+            "WITH recorded AS (INSERT INTO credit_transactions (user_id, amount, transaction_type, \
+             reference_id, description, balance_after, created_at) \
+             SELECT $1, t.amount, t.kind, t.reference_id, t.description, t.balance_after, t.created_at \
+             FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[], $7::TIMESTAMPTZ[]) \
+             WITH ORDINALITY AS t(amount, kind, reference_id, description, balance_after, created_at, n) \
+             ORDER BY t.n RETURNING {CREDIT_COLUMNS}), \
+             audited AS (INSERT INTO user_activity (user_id, event, ip, user_agent, details, created_at) \
+             SELECT $1, a.event, a.ip, a.user_agent, a.details, a.created_at \
+             FROM UNNEST($8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TIMESTAMPTZ[]) \
+             WITH ORDINALITY AS a(event, ip, user_agent, details, created_at, n) ORDER BY a.n), \
+             balanced AS (UPDATE credit_balances SET balance = $13, updated_at = $14 WHERE user_id = $1) \
+             SELECT {CREDIT_COLUMNS} FROM recorded ORDER BY id"
+        );
+        Ok(sqlx::query_as(&sql)
+            .bind(user_id)
+            .bind(amounts)
+            .bind(kinds)
+            .bind(references)
+            .bind(descriptions)
+            .bind(balances)
+            .bind(times)
+            .bind(events)
+            .bind(ips)
+            .bind(agents)
+            .bind(details)
+            .bind(logged)
+            .bind(plan.balance)
+            .bind(updated_at)
+            .fetch_all(conn)
             .await?)
     }
 

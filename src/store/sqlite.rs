@@ -12,12 +12,13 @@ use sqlx::sqlite::{
 };
 use sqlx::ConnectOptions;
 
+use super::credit_batch::BatchPlan;
 use super::sql::{
     claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
     impl_credit_store, impl_identity_store, impl_lifecycle_store, impl_mail_store, insert_activity,
     insert_grant, insert_identity, insert_mail, PaymentRow, CONSUME_TOKEN, CREDIT_COLUMNS,
-    EVENT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES, PLAN_COLUMNS, SESSION_COLUMNS,
-    SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+    EVENT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES, LOCK_BALANCE, PLAN_COLUMNS,
+    SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 
@@ -123,6 +124,70 @@ impl SqliteStore {
         insert_activity!(&mut *tx, activity, Some(c.user_id));
         tx.commit().await?;
         Ok(Some(row))
+    }
+
+    /// The ledger rows of this user with any of these (type, reference_id) keys. One
+    /// cached statement per key: SQLite runs in-process, so a statement costs no round
+    /// trip (the commit's disk flush is what a batch shares).
+    async fn credits_by_keys(
+        conn: &mut sqlx::SqliteConnection,
+        user_id: i64,
+        keys: &[(&str, &str)],
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        let sql = format!(
+            "SELECT {CREDIT_COLUMNS} FROM credit_transactions \
+             WHERE user_id = $1 AND transaction_type = $2 AND reference_id = $3"
+        );
+        let mut found = Vec::new();
+        for (kind, reference) in keys {
+            let row: Option<CreditTransaction> = sqlx::query_as(&sql)
+                .bind(user_id)
+                .bind(kind)
+                .bind(reference)
+                .fetch_optional(&mut *conn)
+                .await?;
+            found.extend(row);
+        }
+        Ok(found)
+    }
+
+    /// A batch's ledger rows (in the batch's order, so their ids rise in that order),
+    /// audit rows and new balance, on the transaction of the single writer connection.
+    async fn write_credit_batch(
+        conn: &mut sqlx::SqliteConnection,
+        user_id: i64,
+        plan: &BatchPlan,
+        batch: &[BatchCredit],
+    ) -> StoreResult<Vec<CreditTransaction>> {
+        let insert = format!(
+            "INSERT INTO credit_transactions (user_id, amount, transaction_type, reference_id, description, \
+             balance_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {CREDIT_COLUMNS}"
+        );
+        let mut rows = Vec::new();
+        let mut updated_at = None;
+        for (change, balance_after) in plan.writes(batch) {
+            let c = &change.credit;
+            let row: CreditTransaction = sqlx::query_as(&insert)
+                .bind(user_id)
+                .bind(c.amount)
+                .bind(c.kind.as_str())
+                .bind(&c.reference_id)
+                .bind(&c.description)
+                .bind(balance_after)
+                .bind(c.created_at)
+                .fetch_one(&mut *conn)
+                .await?;
+            insert_activity!(&mut *conn, change.activity, Some(user_id));
+            rows.push(row);
+            updated_at = updated_at.max(Some(c.created_at));
+        }
+        sqlx::query("UPDATE credit_balances SET balance = $2, updated_at = $3 WHERE user_id = $1")
+            .bind(user_id)
+            .bind(plan.balance)
+            .bind(updated_at)
+            .execute(&mut *conn)
+            .await?;
+        Ok(rows)
     }
 
     fn reader(&self) -> &SqlitePool {

@@ -6,6 +6,9 @@ use serde_json::{json, Value};
 use crate::both_backends;
 use crate::helpers::*;
 
+pub mod batch_support;
+mod group_commit;
+
 const KEY: &str = "internal-key-one";
 
 both_backends!(
@@ -270,6 +273,7 @@ async fn concurrent_uses_never_overspend(backend: Backend) {
     assert_eq!((ok, refused), (100, 100), "{statuses:?}");
     assert_eq!(app.balance_of(user.id).await, 0.0);
     assert_eq!(app.ledger_len(user.id).await, 101);
+    assert_eq!(batch_support::assert_ledger_exact(&app, user.id).await, 101);
     assert!(app
         .state
         .store

@@ -1,4 +1,15 @@
-//! The credits ledger: SQL shared by both backends (the atomic change is per backend).
+//! The credits ledger: SQL shared by both backends. Per backend: the atomic single
+//! change, and the idempotency look-up and the writes of a group commit
+//! (`credits_by_keys`, `write_credit_batch`).
+
+/// Locks the user's balance row for the rest of the transaction, creating it at zero for
+/// an account that never had credits (a foreign-key violation when the user does not
+/// exist). A write, so on SQLite it takes the write lock before anything is read (a read
+/// first would make a later write fail instead of waiting, should another process write).
+/// On PostgreSQL, batches of other instances, billing's and single changes wait here.
+pub(in crate::store) const LOCK_BALANCE: &str =
+    "INSERT INTO credit_balances (user_id, balance, updated_at) VALUES ($1, 0, $2) \
+     ON CONFLICT (user_id) DO UPDATE SET balance = credit_balances.balance RETURNING balance";
 
 macro_rules! impl_credit_store {
     ($store:ty, $migrator:expr) => {
@@ -39,6 +50,53 @@ macro_rules! impl_credit_store {
                 activity: &Activity,
             ) -> StoreResult<Option<CreditTransaction>> {
                 self.apply_credit_atomically(credit, activity).await
+            }
+
+            async fn apply_credit_batch(
+                &self,
+                user_id: i64,
+                batch: &[BatchCredit],
+            ) -> StoreResult<Vec<BatchOutcome>> {
+                let Some(first) = batch.first() else {
+                    return Ok(Vec::new());
+                };
+                let mut tx = self.writer().begin().await?;
+                let locked: Result<i64, StoreError> = sqlx::query_scalar(LOCK_BALANCE)
+                    .bind(user_id)
+                    .bind(first.credit.created_at)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(StoreError::from);
+                let opening = match locked {
+                    Ok(balance) => balance,
+                    Err(StoreError::MissingReference) => {
+                        return Ok(vec![BatchOutcome::NoSuchUser; batch.len()]);
+                    }
+                    Err(e) => return Err(e),
+                };
+                let mut keys: Vec<(&str, &str)> = batch
+                    .iter()
+                    .filter_map(|c| {
+                        Some((c.credit.kind.as_str(), c.credit.reference_id.as_deref()?))
+                    })
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                let existing = if keys.is_empty() {
+                    Vec::new()
+                } else {
+                    Self::credits_by_keys(&mut *tx, user_id, &keys).await?
+                };
+                let plan = BatchPlan::new(opening, &existing, batch);
+                if !plan.has_writes() {
+                    // Also undoes a zero balance row the lock created.
+                    tx.rollback().await?;
+                    return plan.outcomes(batch, Vec::new());
+                }
+                let rows = Self::write_credit_batch(&mut *tx, user_id, &plan, batch).await?;
+                let outcomes = plan.outcomes(batch, rows)?;
+                tx.commit().await?;
+                Ok(outcomes)
             }
 
             async fn credit_transactions(

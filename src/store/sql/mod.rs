@@ -18,7 +18,7 @@ pub(super) use billing::{
     clawback_target, impl_billing_store, PaymentRow, EVENT_COLUMNS, PLAN_COLUMNS,
     SUBSCRIPTION_COLUMNS,
 };
-pub(super) use credits::impl_credit_store;
+pub(super) use credits::{impl_credit_store, LOCK_BALANCE};
 pub(super) use identities::{impl_identity_store, insert_identity, IDENTITY_COLUMNS};
 pub(super) use lifecycle::impl_lifecycle_store;
 pub(super) use mail::impl_mail_store;
