@@ -149,23 +149,48 @@ async fn check_login(
         });
     }
     if state.passwords.needs_rehash(&user.password_hash) {
-        upgrade_hash(state, &user, password).await;
+        upgrade_hash(state, &user, password, client).await;
     }
     start_session(state, &user, client, Some(audit::LOGIN_SUCCESS)).await
 }
 
-/// Re-hashes with today's scheme and cost. Best effort: a failure only means we try again next login.
-async fn upgrade_hash(state: &AppState, user: &User, password: &str) {
+/// Re-hashes with today's scheme and cost. Best effort: a failure only means we try again
+/// next login. (A password the configured scheme cannot take, such as one over 72 bytes
+/// under bcrypt, keeps its old hash and still logs in.)
+async fn upgrade_hash(state: &AppState, user: &User, password: &str, client: &ClientInfo) {
     let Ok(password) = Password::parse(password.to_owned()) else {
         return;
     };
     match state.passwords.hash(&password, "password").await {
         Ok(hash) => {
-            if let Err(e) = state.store.set_password_hash(user.id, &hash).await {
+            let details = json!({
+                "from": scheme_of(&user.password_hash),
+                "to": scheme_of(&hash),
+            });
+            let activity =
+                audit::activity(audit::PASSWORD_HASH_UPGRADE, Some(user.id), client, details);
+            let upgraded = state
+                .store
+                .upgrade_password_hash(user.id, &user.password_hash, &hash, &activity)
+                .await;
+            if let Err(e) = upgraded {
                 tracing::warn!(user_id = user.id, error = %e, "could not store upgraded password hash");
             }
         }
-        Err(e) => tracing::warn!(user_id = user.id, error = %e, "could not upgrade password hash"),
+        Err(e) => tracing::info!(user_id = user.id, error = %e, "password hash not upgraded"),
+    }
+}
+
+/// The kind of a stored hash, for the audit trail (never the hash itself).
+fn scheme_of(hash: &str) -> &'static str {
+    if hash.starts_with("$argon2id$") {
+        "argon2id"
+    } else if hash.starts_with("$argon2") {
+        "argon2"
+    } else if hash.starts_with("$2") {
+        "bcrypt"
+    } else {
+        "other"
     }
 }
 

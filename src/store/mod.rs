@@ -181,8 +181,16 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     /// `identifier` is a lowercased username or email.
     async fn user_by_login(&self, identifier: &str) -> StoreResult<Option<User>>;
-    /// Replaces the hash without touching sessions (used to upgrade old hashes at login).
-    async fn set_password_hash(&self, user_id: i64, hash: &str) -> StoreResult<()>;
+    /// Replaces the hash without touching sessions (old hashes upgraded at login), only if
+    /// it is still `current_hash`: of concurrent logins one replaces it, and a password
+    /// changed meanwhile is never overwritten. Records `activity` with the replacement.
+    async fn upgrade_password_hash(
+        &self,
+        user_id: i64,
+        current_hash: &str,
+        new_hash: &str,
+        activity: &Activity,
+    ) -> StoreResult<bool>;
     /// Changes the password and revokes every session but `keep_session`.
     async fn change_password(
         &self,

@@ -19,6 +19,7 @@ mod import_fastapi;
 mod logs;
 mod oidc;
 mod ops;
+mod password_hashing;
 mod protection;
 mod readme;
 mod scale_out;

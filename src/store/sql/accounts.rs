@@ -85,13 +85,26 @@ macro_rules! impl_account_store {
                 .await?)
             }
 
-            async fn set_password_hash(&self, user_id: i64, hash: &str) -> StoreResult<()> {
-                sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            async fn upgrade_password_hash(
+                &self,
+                user_id: i64,
+                current_hash: &str,
+                new_hash: &str,
+                activity: &Activity,
+            ) -> StoreResult<bool> {
+                let mut tx = self.writer().begin().await?;
+                let done = sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
                     .bind(user_id)
-                    .bind(hash)
-                    .execute(self.writer())
+                    .bind(current_hash)
+                    .bind(new_hash)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(())
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                insert_activity!(&mut *tx, activity, Some(user_id));
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn upsert_admin(&self, user: &NewUser) -> StoreResult<(User, bool)> {
