@@ -8,6 +8,7 @@ pub mod connect_error;
 mod identities;
 mod models;
 mod postgres;
+mod reads;
 mod sql;
 mod sqlite;
 mod wait;
@@ -22,6 +23,7 @@ pub use billing_models::*;
 pub use identities::*;
 pub use models::*;
 pub use postgres::PgStore;
+pub use reads::*;
 pub use sqlite::{unapplied_migrations as sqlite_unapplied_migrations, SqliteStore};
 
 use crate::config::Config;
@@ -126,6 +128,7 @@ pub trait Store:
     + ActivityStore
     + BillingStore
     + IdentityStore
+    + ReadStore
     + PoolStore
 {
 }
@@ -138,6 +141,7 @@ impl<T> Store for T where
         + ActivityStore
         + BillingStore
         + IdentityStore
+        + ReadStore
         + PoolStore
 {
 }
@@ -231,13 +235,6 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn live_sessions(&self, user_id: i64, now: DateTime<Utc>) -> StoreResult<Vec<Session>>;
     /// Records activity on the session (callers write at most once per few minutes).
     async fn touch_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    /// The session whose current refresh token has this hash.
-    async fn session_by_refresh_hash(&self, hash: &str) -> StoreResult<Option<Session>>;
-    /// The session a retired (rotated-away) refresh token belonged to, and when it was retired.
-    async fn session_by_retired_refresh_hash(
-        &self,
-        hash: &str,
-    ) -> StoreResult<Option<(Session, DateTime<Utc>)>>;
     /// Rotates only if `current_hash` is still current (concurrent rotations have one
     /// winner); the replaced hash is kept as retired.
     async fn rotate_refresh_token(
