@@ -298,8 +298,9 @@ async fn every_authenticated_read_is_one_statement() {
         let r = get(path, *token, *internal).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{what}");
         let _: Value = r.json().await.unwrap();
-        // The pool returns the connection after the answer (sqlx pings it then).
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The pool returns the connection after the answer (sqlx pings it then): wait for
+        // that, so it is counted with this request and not the next.
+        tokio::time::sleep(Duration::from_millis(300)).await;
         let traffic = recorder.take();
         let statements = statements_of(&traffic);
         assert_eq!(
@@ -334,7 +335,7 @@ async fn every_authenticated_read_is_one_statement() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let traffic = recorder.take();
     let statements = statements_of(&traffic);
     assert_eq!(statements.len(), 2, "read and rotation: {statements:#?}");
