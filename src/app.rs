@@ -109,6 +109,7 @@ impl App {
 pub fn router(state: AppState) -> Router {
     let cors = headers::cors_layer(&state.config.server.cors);
     let config = state.config.clone();
+    let password_scheme = state.config.password_hash;
     let limiter_state = state.clone();
     let api = routes::api()
         .merge(crate::web::router(&state))
@@ -122,7 +123,7 @@ pub fn router(state: AppState) -> Router {
         })
         .with_state(state);
     let router = api
-        .merge(routes::docs::router())
+        .merge(routes::docs::router(password_scheme))
         .layer(axum::middleware::map_response(errors_as_json))
         .layer(axum::middleware::from_fn_with_state(
             limiter_state,

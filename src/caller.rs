@@ -30,3 +30,32 @@ pub enum Caller {
     Internal,
     User(CurrentUser),
 }
+
+/// A bearer token whose signature and expiry were verified, but whose session was NOT
+/// checked yet: reads check it in the same statement as their data (one round trip), and
+/// only then is the request authenticated.
+#[derive(Debug, Clone)]
+pub struct AccessClaims {
+    /// The token's subject.
+    pub user_id: i64,
+    /// The session the token belongs to.
+    pub session_id: String,
+    /// Told who the request acted as, once the session check passed (the access log).
+    pub(crate) acting_user: Option<crate::telemetry::RequestUser>,
+}
+
+impl AccessClaims {
+    /// Records the authenticated user for the access log.
+    pub fn note_authenticated(&self, user_id: i64) {
+        if let Some(slot) = &self.acting_user {
+            slot.set(user_id);
+        }
+    }
+}
+
+/// [`Caller`] before the session check: an internal service (valid API key) or a verified
+/// bearer token.
+pub enum ReadCaller {
+    Internal,
+    User(AccessClaims),
+}

@@ -23,7 +23,8 @@ Environment variables (a .env file is read first):
   HOST, PORT            listen address (127.0.0.1, 8080)
   REDIS_URL             redis://HOST:PORT to share rate limits between instances
   INTERNAL_API_KEYS     comma-separated keys for internal services (X-API-Key / api-key)
-  PASSWORD_HASH         bcrypt | argon2id;  BCRYPT_COST (12)
+  PASSWORD_HASH         argon2id (default) | bcrypt;  BCRYPT_COST (12, for bcrypt)
+  PASSWORD_HASH_CONCURRENCY (cores; argon2id holds 19 MiB per running hash)
   ACCESS_TOKEN_EXPIRE_MINUTES (60), SESSION_LIFETIME_DAYS (30), ALGORITHM (HS256)
   REQUIRE_EMAIL_VERIFICATION (true), FRONTEND_URL, CORS_ORIGINS, TRUSTED_PROXIES
   RATE_LIMIT_AUTH_PER_MINUTE (100), RATE_LIMIT_DEFAULT_PER_MINUTE (1000)

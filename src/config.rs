@@ -193,7 +193,7 @@ impl Config {
             }
         };
         let password_hash = match vars
-            .or("PASSWORD_HASH", "bcrypt")
+            .or("PASSWORD_HASH", "argon2id")
             .to_ascii_lowercase()
             .as_str()
         {
@@ -467,6 +467,7 @@ mod tests {
         let c = config(&[("SECRET_KEY", &"k".repeat(32))]).unwrap();
         assert_eq!(c.database_url, "sqlite://./data/auth.db");
         assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8080));
+        assert_eq!(c.password_hash, PasswordScheme::Argon2id);
         assert_eq!(c.bcrypt_cost, 12);
         assert_eq!(c.algorithm, Algorithm::HS256);
         assert_eq!(c.access_token_expire_minutes, 60);

@@ -11,6 +11,6 @@ mod username;
 pub use credits::{Credits, MAX_CREDITS_CENTS};
 pub use email::Email;
 pub use integer::{json_int, JsonInt};
-pub use password::Password;
+pub use password::{Password, MAX_PASSWORD_CHARS};
 pub use text::is_storable;
 pub use username::Username;

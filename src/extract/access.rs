@@ -6,7 +6,7 @@ use axum::http::{header, request::Parts, HeaderMap};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::caller::{Caller, ClientInfo, CurrentUser};
+use crate::caller::{AccessClaims, Caller, ClientInfo, CurrentUser, ReadCaller};
 use crate::error::AppError;
 use crate::protection::middleware::ClientIp;
 use crate::services::auth::authenticate;
@@ -21,6 +21,47 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+}
+
+/// A verified bearer token, its session not checked yet: for reads that check the session
+/// in the same statement as their data (`services::reads`).
+impl FromRequestParts<AppState> for AccessClaims {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer_token(&parts.headers)
+            .ok_or_else(|| AppError::unauthorized("Not authenticated"))?;
+        let claims = state
+            .tokens
+            .decode_access(token)
+            .ok_or_else(AppError::invalid_token)?;
+        Ok(Self {
+            user_id: claims.user_id().ok_or_else(AppError::invalid_token)?,
+            session_id: claims.sid,
+            acting_user: parts.extensions.get::<RequestUser>().cloned(),
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for ReadCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        // As for `Caller`: a request that sends an API key is judged by the key alone.
+        match api_key(parts) {
+            Some(key) if key_matches(key.as_bytes(), state) => Ok(Self::Internal),
+            Some(_) => Err(AppError::unauthorized("Invalid API key")),
+            None => AccessClaims::from_request_parts(parts, state)
+                .await
+                .map(Self::User),
+        }
+    }
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -82,10 +123,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let presented = API_KEY_HEADERS
-            .iter()
-            .find_map(|name| parts.headers.get(*name));
-        match presented {
+        match api_key(parts) {
             Some(key) => {
                 if key_matches(key.as_bytes(), state) {
                     Ok(Self::Internal)
@@ -98,6 +136,12 @@ impl FromRequestParts<AppState> for Caller {
                 .map(Self::User),
         }
     }
+}
+
+fn api_key(parts: &Parts) -> Option<&axum::http::HeaderValue> {
+    API_KEY_HEADERS
+        .iter()
+        .find_map(|name| parts.headers.get(*name))
 }
 
 /// Compares digests, so the comparison takes the same time whatever the key's length or

@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ErrorBody, MessageResponse};
-use crate::caller::{ClientInfo, CurrentUser};
+use crate::caller::{AccessClaims, ClientInfo, CurrentUser, ReadCaller};
 use crate::domain::{is_storable, Email, Password, Username};
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery, JsonOrForm};
 use crate::services::auth::{self, TokenPair};
+use crate::services::reads;
 use crate::state::AppState;
 use crate::store::User;
 
@@ -212,19 +213,17 @@ impl From<User> for MeResponse {
     ))]
 async fn me(
     State(state): State<AppState>,
-    current: CurrentUser,
-    AppQuery(query): AppQuery<MeQuery>,
+    claims: AccessClaims,
+    query: Result<AppQuery<MeQuery>, AppError>,
 ) -> Result<Json<MeResponse>, AppError> {
-    let Some(user_id) = query.user_id else {
-        return Ok(Json(current.user.into()));
+    let AppQuery(query) = match query {
+        Ok(query) => query,
+        Err(bad) => {
+            let caller = ReadCaller::User(claims);
+            return Err(reads::refuse_after_check(&state, &caller, bad).await);
+        }
     };
-    if !current.is_admin() {
-        return Err(AppError::forbidden("Only admins may look up other users"));
-    }
-    let user = state
-        .store
-        .user_by_id(user_id)
-        .await?
-        .ok_or_else(AppError::user_not_found)?;
+    // One statement: the session check, with the other user when one is named.
+    let user = reads::profile(&state, &claims, query.user_id).await?;
     Ok(Json(user.into()))
 }

@@ -10,11 +10,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{page_limit, ErrorBody};
-use crate::caller::ClientInfo;
+use crate::caller::{ClientInfo, ReadCaller};
 use crate::domain::{json_int, Credits};
 use crate::error::AppError;
 use crate::extract::{AppJson, AppQuery, Caller};
 use crate::services::credits::{self, Change};
+use crate::services::reads;
 use crate::state::AppState;
 use crate::store::{CreditKind, CreditTransaction};
 
@@ -53,15 +54,19 @@ pub struct BalanceResponse {
     ))]
 async fn balance(
     State(state): State<AppState>,
-    caller: Caller,
-    AppQuery(query): AppQuery<AccountQuery>,
+    caller: ReadCaller,
+    query: Result<AppQuery<AccountQuery>, AppError>,
 ) -> Result<Json<BalanceResponse>, AppError> {
-    let user_id = credits::account_of(&caller, query.user_id, "query")?;
-    let (cents, updated_at) = credits::balance(&state, user_id).await?;
+    let AppQuery(query) = match query {
+        Ok(query) => query,
+        Err(bad) => return Err(reads::refuse_after_check(&state, &caller, bad).await),
+    };
+    // One statement: the session check joined with the balance.
+    let found = reads::balance(&state, &caller, query.user_id).await?;
     Ok(Json(BalanceResponse {
-        user_id,
-        balance: Credits::from_cents(cents),
-        updated_at,
+        user_id: found.user_id,
+        balance: Credits::from_cents(found.cents),
+        updated_at: found.updated_at,
     }))
 }
 
@@ -209,15 +214,18 @@ pub struct HistoryResponse {
     ))]
 async fn transactions(
     State(state): State<AppState>,
-    caller: Caller,
-    AppQuery(query): AppQuery<HistoryQuery>,
+    caller: ReadCaller,
+    query: Result<AppQuery<HistoryQuery>, AppError>,
 ) -> Result<Json<HistoryResponse>, AppError> {
-    let limit = page_limit(query.limit)?;
-    let user_id = credits::account_of(&caller, query.user_id, "query")?;
-    let (rows, total_count) =
-        credits::history(&state, user_id, i64::from(query.skip), limit).await?;
+    let checked = query.and_then(|AppQuery(query)| Ok((page_limit(query.limit)?, query)));
+    let (limit, query) = match checked {
+        Ok(checked) => checked,
+        Err(bad) => return Err(reads::refuse_after_check(&state, &caller, bad).await),
+    };
+    // One statement: the session check joined with the page and the total.
+    let page = reads::history(&state, &caller, query.user_id, i64::from(query.skip), limit).await?;
     Ok(Json(HistoryResponse {
-        transactions: rows.into_iter().map(Into::into).collect(),
-        total_count,
+        transactions: page.transactions.into_iter().map(Into::into).collect(),
+        total_count: page.total_count,
     }))
 }

@@ -16,7 +16,10 @@ use super::{
     admin, auth, billing, credits, email_links, health, identities, metrics, oauth, plans,
     sessions, test_info, users, webhooks, ErrorBody, MessageResponse,
 };
+use crate::config::PasswordScheme;
+use crate::domain::MAX_PASSWORD_CHARS;
 use crate::services::auth::TokenPair;
+use crate::services::passwords::BCRYPT_MAX_BYTES;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -68,14 +71,62 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The document as JSON, built once.
+/// The document of an instance with the default configuration (what `auth-service openapi`
+/// prints).
 pub fn openapi_json() -> &'static serde_json::Value {
-    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
-    DOC.get_or_init(|| {
+    openapi_json_for(PasswordScheme::Argon2id)
+}
+
+/// The document as JSON for an instance hashing new passwords with `scheme`, built once per
+/// scheme: the longest accepted new password depends on it (72 bytes under bcrypt).
+pub fn openapi_json_for(scheme: PasswordScheme) -> &'static serde_json::Value {
+    static ARGON2ID: OnceLock<serde_json::Value> = OnceLock::new();
+    static BCRYPT: OnceLock<serde_json::Value> = OnceLock::new();
+    let cell = match scheme {
+        PasswordScheme::Argon2id => &ARGON2ID,
+        PasswordScheme::Bcrypt => &BCRYPT,
+    };
+    cell.get_or_init(|| {
         let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
         super::openapi_contract::complete(&mut doc);
+        state_password_limits(&mut doc, scheme);
         doc
     })
+}
+
+/// The request fields that set a new password, as (schema, property).
+const NEW_PASSWORD_FIELDS: [(&str, &str); 3] = [
+    ("RegisterRequest", "password"),
+    ("ResetPasswordRequest", "new_password"),
+    ("ChangePasswordRequest", "new_password"),
+];
+
+/// States the configured scheme's length limit on every new-password field: 1024
+/// characters under argon2id (exact); under bcrypt 72 bytes of UTF-8, which JSON Schema
+/// (counting characters) can only bound: `maxLength` 72 and the rule in the description.
+fn state_password_limits(doc: &mut serde_json::Value, scheme: PasswordScheme) {
+    let (max, description) = match scheme {
+        PasswordScheme::Argon2id => (
+            MAX_PASSWORD_CHARS,
+            format!("At least 8 and at most {MAX_PASSWORD_CHARS} characters."),
+        ),
+        PasswordScheme::Bcrypt => (
+            BCRYPT_MAX_BYTES,
+            format!(
+                "At least 8 characters and at most {BCRYPT_MAX_BYTES} bytes of UTF-8 \
+                 (bcrypt is this instance's password hash)."
+            ),
+        ),
+    };
+    for (schema, field) in NEW_PASSWORD_FIELDS {
+        let property = doc
+            .pointer_mut(&format!("/components/schemas/{schema}/properties/{field}"))
+            .and_then(serde_json::Value::as_object_mut);
+        if let Some(property) = property {
+            property.insert("maxLength".into(), max.into());
+            property.insert("description".into(), description.clone().into());
+        }
+    }
 }
 
 /// The Swagger UI page's policy: its script, style sheet and the document come from this
@@ -126,7 +177,8 @@ async fn docs_initializer() -> impl IntoResponse {
     )
 }
 
-pub fn router() -> Router {
+/// The pages and the document of an instance hashing new passwords with `scheme`.
+pub fn router(scheme: PasswordScheme) -> Router {
     // The crate's routes serve the vendored assets (compiled into the binary); the page
     // and its starter script are ours.
     let assets = swagger_ui_dist::generate_routes(swagger_ui_dist::ApiDefinition {
@@ -135,7 +187,10 @@ pub fn router() -> Router {
         title: Some("auth-service API"),
     });
     let mut router = Router::new()
-        .route("/openapi.json", get(|| async { Json(openapi_json()) }))
+        .route(
+            "/openapi.json",
+            get(move || async move { Json(openapi_json_for(scheme)) }),
+        )
         .route("/docs", get(docs_page))
         .route("/docs/", get(docs_page))
         .route("/docs/swagger-initializer.js", get(docs_initializer));

@@ -9,12 +9,12 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{page_limit, ErrorBody, MessageResponse};
-use crate::caller::{ClientInfo, CurrentUser};
+use crate::caller::{AccessClaims, ClientInfo, CurrentUser};
 use crate::error::AppError;
 use crate::extract::AppQuery;
-use crate::services::sessions;
+use crate::services::{reads, sessions};
 use crate::state::AppState;
-use crate::store::{now, ActivityRecord, Session};
+use crate::store::{ActivityRecord, Session};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -56,13 +56,14 @@ fn session_response(s: Session, current_id: &str) -> SessionResponse {
     responses((status = 200, body = SessionsResponse), (status = 401, body = ErrorBody)))]
 async fn list_sessions(
     State(state): State<AppState>,
-    current: CurrentUser,
+    claims: AccessClaims,
 ) -> Result<Json<SessionsResponse>, AppError> {
-    let sessions = state.store.live_sessions(current.user.id, now()).await?;
+    // One statement: the session check joined with the user's live sessions.
+    let (current_id, sessions) = reads::live_sessions(&state, &claims).await?;
     Ok(Json(SessionsResponse {
         sessions: sessions
             .into_iter()
-            .map(|s| session_response(s, &current.session_id))
+            .map(|s| session_response(s, &current_id))
             .collect(),
     }))
 }

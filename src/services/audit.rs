@@ -12,6 +12,8 @@ pub const LOGIN_FAILURE: &str = "login_failure";
 pub const LOGOUT: &str = "logout";
 pub const REFRESH_REUSE_DETECTED: &str = "refresh_reuse_detected";
 pub const PASSWORD_CHANGE: &str = "password_change";
+/// An old-kind password hash replaced by today's at a successful login.
+pub const PASSWORD_HASH_UPGRADE: &str = "password_hash_upgrade";
 pub const PASSWORD_RESET_REQUEST: &str = "password_reset_request";
 pub const PASSWORD_RESET: &str = "password_reset";
 pub const EMAIL_CHANGE: &str = "email_change";

@@ -5,14 +5,16 @@ use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
-use crate::caller::{ClientInfo, CurrentUser};
+use crate::caller::{AccessClaims, ClientInfo, CurrentUser};
 use crate::domain::{Email, Password, Username};
 use crate::error::AppError;
 use crate::services::audit;
 use crate::services::mail::VERIFY_LINK_HOURS;
 use crate::services::tokens::{hash_token, new_opaque_token, Claims};
 use crate::state::AppState;
-use crate::store::{now, NewSession, NewUser, Session, TokenGrant, TokenPurpose, User};
+use crate::store::{
+    now, CallerRow, NewSession, NewUser, RefreshRead, Session, TokenGrant, TokenPurpose, User,
+};
 
 /// After a rotation the replaced refresh token is still honoured this long (a client
 /// retrying a refresh whose answer it lost); after that, presenting it is treated as theft.
@@ -149,23 +151,48 @@ async fn check_login(
         });
     }
     if state.passwords.needs_rehash(&user.password_hash) {
-        upgrade_hash(state, &user, password).await;
+        upgrade_hash(state, &user, password, client).await;
     }
     start_session(state, &user, client, Some(audit::LOGIN_SUCCESS)).await
 }
 
-/// Re-hashes with today's scheme and cost. Best effort: a failure only means we try again next login.
-async fn upgrade_hash(state: &AppState, user: &User, password: &str) {
+/// Re-hashes with today's scheme and cost. Best effort: a failure only means we try again
+/// next login. (A password the configured scheme cannot take, such as one over 72 bytes
+/// under bcrypt, keeps its old hash and still logs in.)
+async fn upgrade_hash(state: &AppState, user: &User, password: &str, client: &ClientInfo) {
     let Ok(password) = Password::parse(password.to_owned()) else {
         return;
     };
     match state.passwords.hash(&password, "password").await {
         Ok(hash) => {
-            if let Err(e) = state.store.set_password_hash(user.id, &hash).await {
+            let details = json!({
+                "from": scheme_of(&user.password_hash),
+                "to": scheme_of(&hash),
+            });
+            let activity =
+                audit::activity(audit::PASSWORD_HASH_UPGRADE, Some(user.id), client, details);
+            let upgraded = state
+                .store
+                .upgrade_password_hash(user.id, &user.password_hash, &hash, &activity)
+                .await;
+            if let Err(e) = upgraded {
                 tracing::warn!(user_id = user.id, error = %e, "could not store upgraded password hash");
             }
         }
-        Err(e) => tracing::warn!(user_id = user.id, error = %e, "could not upgrade password hash"),
+        Err(e) => tracing::info!(user_id = user.id, error = %e, "password hash not upgraded"),
+    }
+}
+
+/// The kind of a stored hash, for the audit trail (never the hash itself).
+fn scheme_of(hash: &str) -> &'static str {
+    if hash.starts_with("$argon2id$") {
+        "argon2id"
+    } else if hash.starts_with("$argon2") {
+        "argon2"
+    } else if hash.starts_with("$2") {
+        "bcrypt"
+    } else {
+        "other"
     }
 }
 
@@ -290,15 +317,40 @@ fn seen(state: &AppState, session: Session, user: User) -> CurrentUser {
 
 async fn live_session(state: &AppState, claims: &Claims) -> Result<(Session, User), AppError> {
     let user_id = claims.user_id().ok_or_else(AppError::invalid_token)?;
-    let (session, user) = state
-        .store
-        .session_with_user(&claims.sid)
-        .await?
-        .ok_or_else(AppError::invalid_token)?;
-    if session.user_id != user_id || !session.is_live(now()) || !user.is_active {
+    let found = state.store.session_with_user(&claims.sid).await?;
+    check_session(user_id, found)
+}
+
+/// The per-request rules for a token's session, however it was read: it exists, belongs to
+/// the token's subject, is neither revoked nor expired, and its user is active (a deleted
+/// user has no sessions left).
+fn check_session(token_user_id: i64, found: CallerRow) -> Result<(Session, User), AppError> {
+    let (session, user) = found.ok_or_else(AppError::invalid_token)?;
+    if session.user_id != token_user_id || !session.is_live(now()) || !user.is_active {
         return Err(AppError::invalid_token());
     }
     Ok((session, user))
+}
+
+/// Completes the authentication of a verified token whose session was read together with a
+/// read's data (`services::reads`): the same rules as [`authenticate`].
+pub fn admit(
+    state: &AppState,
+    claims: &AccessClaims,
+    found: CallerRow,
+) -> Result<CurrentUser, AppError> {
+    let (session, user) = check_session(claims.user_id, found)?;
+    claims.note_authenticated(user.id);
+    Ok(seen(state, session, user))
+}
+
+/// The session check alone, for a verified token (a read that needs nothing else).
+pub async fn admit_session(
+    state: &AppState,
+    claims: &AccessClaims,
+) -> Result<CurrentUser, AppError> {
+    let found = state.store.session_with_user(&claims.session_id).await?;
+    admit(state, claims, found)
 }
 
 /// Exchanges a refresh token for a new pair, rotating it. A rotated token presented again
@@ -310,44 +362,37 @@ pub async fn refresh(
 ) -> Result<TokenPair, AppError> {
     let presented = hash_token(refresh_token);
     let now = now();
-    let session = match state.store.session_by_refresh_hash(&presented).await? {
-        Some(current) => current,
-        None => {
-            let (session, retired_at) = state
-                .store
-                .session_by_retired_refresh_hash(&presented)
-                .await?
-                .ok_or_else(AppError::invalid_token)?;
-            if now - retired_at > chrono::Duration::seconds(REFRESH_REUSE_GRACE_SECONDS) {
-                let reuse = audit::activity(
-                    audit::REFRESH_REUSE_DETECTED,
-                    Some(session.user_id),
-                    client,
-                    json!({ "session_id": session.id }),
-                );
-                if state
-                    .store
-                    .revoke_session(session.user_id, &session.id, &reuse)
-                    .await?
-                {
-                    tracing::warn!(session_id = %session.id, user_id = session.user_id,
-                        "refresh token reuse detected; session revoked");
-                }
-                return Err(AppError::invalid_token());
-            }
-            // Within the grace window: a retry of a refresh whose answer was lost.
-            session
-        }
-    };
-    if !session.is_live(now) {
-        return Err(AppError::invalid_token());
-    }
-    let user = state
+    // One statement: the session the token is current for, or was retired from, with its user.
+    let RefreshRead {
+        session,
+        user,
+        retired_at,
+    } = state
         .store
-        .user_by_id(session.user_id)
+        .read_refresh(&presented)
         .await?
         .ok_or_else(AppError::invalid_token)?;
-    if !user.is_active {
+    if let Some(retired_at) = retired_at {
+        if now - retired_at > chrono::Duration::seconds(REFRESH_REUSE_GRACE_SECONDS) {
+            let reuse = audit::activity(
+                audit::REFRESH_REUSE_DETECTED,
+                Some(session.user_id),
+                client,
+                json!({ "session_id": session.id }),
+            );
+            if state
+                .store
+                .revoke_session(session.user_id, &session.id, &reuse)
+                .await?
+            {
+                tracing::warn!(session_id = %session.id, user_id = session.user_id,
+                    "refresh token reuse detected; session revoked");
+            }
+            return Err(AppError::invalid_token());
+        }
+        // Within the grace window: a retry of a refresh whose answer was lost.
+    }
+    if !session.is_live(now) || !user.is_active {
         return Err(AppError::invalid_token());
     }
     rotate(state, &session, &user, now).await

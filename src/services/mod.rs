@@ -11,5 +11,6 @@ pub mod identity;
 pub mod mail;
 pub mod passwords;
 pub mod pruning;
+pub mod reads;
 pub mod sessions;
 pub mod tokens;

@@ -1,6 +1,8 @@
-//! Password hashing: bcrypt (default) or argon2id, always off the async runtime and
-//! bounded, so a burst of logins queues for the cores instead of starving every other
-//! request.
+//! Password hashing: argon2id (default: m=19456 KiB, t=2, p=1, the OWASP minimum) or
+//! bcrypt, always off the async runtime and bounded, so a burst of logins queues for the
+//! cores instead of starving every other request. The semaphore also bounds memory: each
+//! argon2id hash or verify holds its 19 MiB block only while it runs, so at most
+//! PASSWORD_HASH_CONCURRENCY × 19 MiB is in use for hashing at any time.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -8,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::Argon2;
+use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::config::{Config, PasswordScheme};
@@ -17,6 +19,15 @@ use crate::error::AppError;
 
 /// bcrypt reads at most 72 bytes; longer input would be silently truncated.
 pub const BCRYPT_MAX_BYTES: usize = 72;
+
+/// argon2id's memory per hash in KiB (19 MiB), passes and lanes: OWASP's minimum.
+pub const ARGON2_MEMORY_KIB: u32 = 19_456;
+pub const ARGON2_ITERATIONS: u32 = 2;
+pub const ARGON2_LANES: u32 = 1;
+
+/// How every hash we produce today begins; any other stored hash is replaced at the next
+/// successful login (when PASSWORD_HASH=argon2id).
+const ARGON2_PREFIX: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
 
 pub struct PasswordService {
     scheme: PasswordScheme,
@@ -93,7 +104,7 @@ impl PasswordService {
     /// True when the stored hash is not what we would produce today (other scheme, lower cost).
     pub fn needs_rehash(&self, stored_hash: &str) -> bool {
         match self.scheme {
-            PasswordScheme::Argon2id => !stored_hash.starts_with("$argon2id$"),
+            PasswordScheme::Argon2id => !stored_hash.starts_with(ARGON2_PREFIX),
             PasswordScheme::Bcrypt => {
                 bcrypt_cost_of(stored_hash).is_none_or(|cost| cost < self.bcrypt_cost)
             }
@@ -115,12 +126,20 @@ impl PasswordService {
     }
 }
 
+/// argon2id with the parameters of DESIGN §4 (stated here rather than left to the crate's
+/// defaults, so a dependency update cannot change them silently).
+fn argon2id() -> anyhow::Result<Argon2<'static>> {
+    let params = Params::new(ARGON2_MEMORY_KIB, ARGON2_ITERATIONS, ARGON2_LANES, None)
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
 fn hash_with(scheme: PasswordScheme, bcrypt_cost: u32, plain: &str) -> anyhow::Result<String> {
     match scheme {
         PasswordScheme::Bcrypt => Ok(bcrypt::hash(plain, bcrypt_cost)?),
         PasswordScheme::Argon2id => {
             let salt = SaltString::generate(&mut OsRng);
-            Argon2::default()
+            argon2id()?
                 .hash_password(plain.as_bytes(), &salt)
                 .map(|h| h.to_string())
                 .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))
@@ -130,6 +149,7 @@ fn hash_with(scheme: PasswordScheme, bcrypt_cost: u32, plain: &str) -> anyhow::R
 
 fn verify_with(plain: &str, stored: &str) -> bool {
     if stored.starts_with("$argon2") {
+        // The stored string names its own algorithm and parameters; verifying follows them.
         return PasswordHash::new(stored)
             .map(|parsed| {
                 Argon2::default()
@@ -206,7 +226,7 @@ mod tests {
         assert!(svc.needs_rehash(&old));
         assert!(svc.verify("correct horse", &old).await.unwrap());
         let new = svc.hash(&pw("correct horse"), "password").await.unwrap();
-        assert!(new.starts_with("$argon2id$"));
+        assert!(new.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{new}");
         assert!(!svc.needs_rehash(&new));
         assert!(svc.verify("correct horse", &new).await.unwrap());
         // argon2id has no 72-byte limit
@@ -221,10 +241,34 @@ mod tests {
     }
 
     #[test]
-    fn default_scheme_is_bcrypt_cost_12() {
+    fn default_scheme_is_argon2id() {
         let key = "k".repeat(32);
         let config = Config::from_lookup(|n| (n == "SECRET_KEY").then(|| key.clone())).unwrap();
         let svc = PasswordService::new(&config);
-        assert_eq!((svc.scheme, svc.bcrypt_cost), (PasswordScheme::Bcrypt, 12));
+        assert_eq!(svc.scheme, PasswordScheme::Argon2id);
+    }
+
+    #[test]
+    fn argon2id_with_other_parameters_needs_rehash() {
+        let svc = service("argon2id", "4");
+        // A hash made with weaker parameters (m=4096) is verified but replaced.
+        assert!(
+            svc.needs_rehash("$argon2id$v=19$m=4096,t=3,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")
+        );
+        assert!(
+            svc.needs_rehash("$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA")
+        );
+    }
+
+    #[tokio::test]
+    async fn bcrypt_setting_verifies_and_replaces_argon2_hashes() {
+        let argon = service("argon2id", "4")
+            .hash(&pw("correct horse"), "password")
+            .await
+            .unwrap();
+        let svc = service("bcrypt", "4");
+        assert!(svc.verify("correct horse", &argon).await.unwrap());
+        assert!(!svc.verify("wrong horse", &argon).await.unwrap());
+        assert!(svc.needs_rehash(&argon));
     }
 }

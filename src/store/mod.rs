@@ -9,6 +9,7 @@ mod credit_batch;
 mod identities;
 mod models;
 mod postgres;
+mod reads;
 mod sql;
 mod sqlite;
 mod wait;
@@ -24,6 +25,7 @@ pub use credit_batch::{BatchCredit, BatchOutcome};
 pub use identities::*;
 pub use models::*;
 pub use postgres::PgStore;
+pub use reads::*;
 pub use sqlite::{unapplied_migrations as sqlite_unapplied_migrations, SqliteStore};
 
 use crate::config::Config;
@@ -128,6 +130,7 @@ pub trait Store:
     + ActivityStore
     + BillingStore
     + IdentityStore
+    + ReadStore
     + PoolStore
 {
 }
@@ -140,6 +143,7 @@ impl<T> Store for T where
         + ActivityStore
         + BillingStore
         + IdentityStore
+        + ReadStore
         + PoolStore
 {
 }
@@ -183,8 +187,16 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
     /// `identifier` is a lowercased username or email.
     async fn user_by_login(&self, identifier: &str) -> StoreResult<Option<User>>;
-    /// Replaces the hash without touching sessions (used to upgrade old hashes at login).
-    async fn set_password_hash(&self, user_id: i64, hash: &str) -> StoreResult<()>;
+    /// Replaces the hash without touching sessions (old hashes upgraded at login), only if
+    /// it is still `current_hash`: of concurrent logins one replaces it, and a password
+    /// changed meanwhile is never overwritten. Records `activity` with the replacement.
+    async fn upgrade_password_hash(
+        &self,
+        user_id: i64,
+        current_hash: &str,
+        new_hash: &str,
+        activity: &Activity,
+    ) -> StoreResult<bool>;
     /// Changes the password and revokes every session but `keep_session`.
     async fn change_password(
         &self,
@@ -225,13 +237,6 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn live_sessions(&self, user_id: i64, now: DateTime<Utc>) -> StoreResult<Vec<Session>>;
     /// Records activity on the session (callers write at most once per few minutes).
     async fn touch_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    /// The session whose current refresh token has this hash.
-    async fn session_by_refresh_hash(&self, hash: &str) -> StoreResult<Option<Session>>;
-    /// The session a retired (rotated-away) refresh token belonged to, and when it was retired.
-    async fn session_by_retired_refresh_hash(
-        &self,
-        hash: &str,
-    ) -> StoreResult<Option<(Session, DateTime<Utc>)>>;
     /// Rotates only if `current_hash` is still current (concurrent rotations have one
     /// winner); the replaced hash is kept as retired.
     async fn rotate_refresh_token(

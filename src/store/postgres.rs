@@ -20,6 +20,10 @@ use super::*;
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
+/// A pooled connection idle longer than this is pinged before use; busier ones are not
+/// (sqlx's default pings before every use: a second round trip per statement).
+pub(super) const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
+
 pub struct PgStore {
     pool: PgPool,
 }
@@ -36,6 +40,16 @@ impl PgStore {
     /// Locks a user's row for the rest of the transaction (limits counted under it).
     const LOCK_USER: &'static str = "SELECT id FROM users WHERE id = $1 FOR UPDATE";
 
+    /// Rotation in one statement (one round trip instead of four): the retired row is
+    /// written only if the session's token was still `$2`; concurrent rotations have one
+    /// winner (the loser's UPDATE re-checks the row after the winner commits).
+    const ROTATE_REFRESH_TOKEN: Option<&'static str> = Some(
+        "WITH rotated AS (UPDATE sessions SET refresh_token_hash = $3 \
+         WHERE id = $1 AND refresh_token_hash = $2 AND revoked_at IS NULL RETURNING id) \
+         INSERT INTO retired_refresh_tokens (token_hash, session_id, retired_at) \
+         SELECT $2, id, $4 FROM rotated",
+    );
+
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = PgConnectOptions::from_str(url)?
             .application_name("auth-service")
@@ -43,6 +57,17 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(5))
+            // A read is one round trip: no ping before each statement on a connection in
+            // steady use, only on one that sat idle (the server may have gone meanwhile).
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_WHEN_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await?;
         Ok(Self { pool })
@@ -208,3 +233,4 @@ impl_activity_store!(PgStore, MIGRATOR);
 impl_identity_store!(PgStore);
 impl_lifecycle_store!(PgStore);
 impl_billing_store!(PgStore, sqlx::PgConnection);
+super::sql::impl_read_store!(PgStore, sqlx::postgres::PgRow);

@@ -55,6 +55,9 @@ impl SqliteStore {
     /// Locks a user's row for the rest of the transaction (limits counted under it).
     const LOCK_USER: &'static str = "SELECT id FROM users WHERE id = $1";
 
+    /// No data-modifying CTEs: rotation is a transaction on the writer connection.
+    const ROTATE_REFRESH_TOKEN: Option<&'static str> = None;
+
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -239,3 +242,4 @@ impl_activity_store!(SqliteStore, MIGRATOR);
 impl_identity_store!(SqliteStore);
 impl_lifecycle_store!(SqliteStore);
 impl_billing_store!(SqliteStore, sqlx::SqliteConnection);
+super::sql::impl_read_store!(SqliteStore, sqlx::sqlite::SqliteRow);

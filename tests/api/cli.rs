@@ -478,10 +478,32 @@ async fn openapi_prints_the_document() {
     );
     assert!(doc["paths"]["/auth/register"].is_object());
     assert!(doc["paths"]["/health"].is_object());
-    // The same document the server serves.
-    let app = spawn_app(Backend::Sqlite).await;
+    // The same document a server with the default configuration serves (argon2id: new
+    // passwords up to 1024 characters).
+    let app = spawn_app_with(Backend::Sqlite, |vars| {
+        vars.remove("PASSWORD_HASH");
+    })
+    .await;
     let served: Value = app.get("/openapi.json", None).await.json().await.unwrap();
     assert_eq!(doc, served);
+    let password = &doc["components"]["schemas"]["RegisterRequest"]["properties"]["password"];
+    assert_eq!(password["maxLength"], 1024, "{password}");
+    // Under PASSWORD_HASH=bcrypt (the suite's setting) the served document says 72.
+    let bcrypt_app = spawn_app(Backend::Sqlite).await;
+    let served: Value = bcrypt_app
+        .get("/openapi.json", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    for (schema, field) in [
+        ("RegisterRequest", "password"),
+        ("ResetPasswordRequest", "new_password"),
+        ("ChangePasswordRequest", "new_password"),
+    ] {
+        let property = &served["components"]["schemas"][schema]["properties"][field];
+        assert_eq!(property["maxLength"], 72, "{schema}.{field}: {property}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

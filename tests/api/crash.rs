@@ -27,6 +27,7 @@ fn binary(db_url: &str, dir: &std::path::Path) -> Command {
         .env("DATA_DIR", dir)
         .env("SECRET_KEY", "crash-test-secret-key-0123456789abcdef")
         .env("PORT", "0")
+        .env("PASSWORD_HASH", "bcrypt")
         .env("BCRYPT_COST", "4")
         .env("INTERNAL_API_KEYS", KEY)
         // The burst must still be going when the process is killed: no per-IP limit.

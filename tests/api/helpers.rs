@@ -193,6 +193,9 @@ pub fn base_vars(db_url: &str, dir: &std::path::Path, smtp_port: u16) -> HashMap
             "test-secret-key-that-is-long-enough-0123456789".into(),
         ),
         ("PORT", "0".into()),
+        // Fast hashing where a test is not about hashing (argon2id at 19 MiB is slow in
+        // debug builds); tests/api/password_hashing.rs covers the default.
+        ("PASSWORD_HASH", "bcrypt".into()),
         ("BCRYPT_COST", "4".into()),
         ("DB_MAX_CONNECTIONS", "8".into()),
         ("MAIL_SERVER", "127.0.0.1".into()),

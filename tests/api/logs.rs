@@ -29,6 +29,7 @@ pub fn base_env(dir: &Path) -> HashMap<String, String> {
         ("DATA_DIR", dir.display().to_string()),
         ("SECRET_KEY", SECRET_KEY.to_owned()),
         ("PORT", "0".to_owned()),
+        ("PASSWORD_HASH", "bcrypt".to_owned()),
         ("BCRYPT_COST", "4".to_owned()),
         ("FRONTEND_URL", "http://frontend.test".to_owned()),
         ("MAIL_POLL_INTERVAL_MS", "100".to_owned()),

@@ -48,13 +48,14 @@ async fn readme_examples_run_as_written() {
 
     let dir = tempfile::tempdir().unwrap();
     // What the README's run command sets; the rest is the fresh-clone default (SQLite in
-    // ./data, a generated key, mail to ./data/mail). A low bcrypt cost keeps it quick.
+    // ./data, a generated key, mail to ./data/mail). bcrypt at cost 4 keeps it quick.
     let env: HashMap<String, String> = [
         ("PATH", std::env::var("PATH").unwrap_or_default()),
         (
             "INTERNAL_API_KEYS",
             "service-key-from-INTERNAL_API_KEYS".into(),
         ),
+        ("PASSWORD_HASH", "bcrypt".into()),
         ("BCRYPT_COST", "4".into()),
         ("MAIL_POLL_INTERVAL_MS", "100".into()),
         ("PORT", "0".into()),

@@ -85,13 +85,26 @@ macro_rules! impl_account_store {
                 .await?)
             }
 
-            async fn set_password_hash(&self, user_id: i64, hash: &str) -> StoreResult<()> {
-                sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+            async fn upgrade_password_hash(
+                &self,
+                user_id: i64,
+                current_hash: &str,
+                new_hash: &str,
+                activity: &Activity,
+            ) -> StoreResult<bool> {
+                let mut tx = self.writer().begin().await?;
+                let done = sqlx::query("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2")
                     .bind(user_id)
-                    .bind(hash)
-                    .execute(self.writer())
+                    .bind(current_hash)
+                    .bind(new_hash)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(())
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                insert_activity!(&mut *tx, activity, Some(user_id));
+                tx.commit().await?;
+                Ok(true)
             }
 
             async fn upsert_admin(&self, user: &NewUser) -> StoreResult<(User, bool)> {
@@ -351,29 +364,6 @@ macro_rules! impl_account_store {
                 Ok(())
             }
 
-            async fn session_by_refresh_hash(&self, hash: &str) -> StoreResult<Option<Session>> {
-                Ok(sqlx::query_as(&format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE refresh_token_hash = $1"))
-                    .bind(hash)
-                    .fetch_optional(self.reader())
-                    .await?)
-            }
-
-            async fn session_by_retired_refresh_hash(
-                &self,
-                hash: &str,
-            ) -> StoreResult<Option<(Session, DateTime<Utc>)>> {
-                use sqlx::{FromRow, Row};
-                let row = sqlx::query(&format!(
-                    "SELECT r.retired_at AS retired_at, {S_SESSION_COLUMNS} FROM retired_refresh_tokens r \
-                     JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1"
-                ))
-                .bind(hash)
-                .fetch_optional(self.reader())
-                .await?;
-                let Some(row) = row else { return Ok(None) };
-                Ok(Some((Session::from_row(&row)?, row.try_get("retired_at")?)))
-            }
-
             async fn rotate_refresh_token(
                 &self,
                 session_id: &str,
@@ -381,6 +371,16 @@ macro_rules! impl_account_store {
                 new_hash: &str,
                 now: DateTime<Utc>,
             ) -> StoreResult<bool> {
+                if let Some(one_statement) = Self::ROTATE_REFRESH_TOKEN {
+                    let done = sqlx::query(one_statement)
+                        .bind(session_id)
+                        .bind(current_hash)
+                        .bind(new_hash)
+                        .bind(now)
+                        .execute(self.writer())
+                        .await?;
+                    return Ok(done.rows_affected() == 1);
+                }
                 let mut tx = self.writer().begin().await?;
                 let done = sqlx::query(
                     "UPDATE sessions SET refresh_token_hash = $3 \

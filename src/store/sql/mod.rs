@@ -11,6 +11,7 @@ mod credits;
 mod identities;
 mod lifecycle;
 mod mail;
+mod reads;
 
 pub(super) use accounts::impl_account_store;
 pub(super) use activity::impl_activity_store;
@@ -22,6 +23,9 @@ pub(super) use credits::{impl_credit_store, LOCK_BALANCE};
 pub(super) use identities::{impl_identity_store, insert_identity, IDENTITY_COLUMNS};
 pub(super) use lifecycle::impl_lifecycle_store;
 pub(super) use mail::impl_mail_store;
+pub(super) use reads::{
+    impl_read_store, READ_BALANCE, READ_LIVE_SESSIONS, READ_REFRESH, READ_TRANSACTIONS, READ_USER,
+};
 
 pub(in crate::store) const USER_COLUMNS: &str =
     "id, username, email, password_hash, is_admin, is_active, is_verified, created_at, updated_at";
