@@ -3,11 +3,10 @@
 //! `Config::from_lookup` takes any name → value function so tests build configurations
 //! without touching the process environment (tests run in parallel threads).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
-use rand::RngCore;
 
 use crate::secret::Secret;
 
@@ -23,6 +22,8 @@ mod billing;
 pub use billing::BillingConfig;
 mod web;
 pub use web::WebConfig;
+mod secret_key;
+use secret_key::resolve_secret_key;
 
 const MIN_SECRET_BYTES: usize = 32;
 
@@ -368,63 +369,6 @@ fn normalize_database_url(url: &str) -> Result<String, ConfigError> {
         "DATABASE_URL must start with postgres://, postgresql:// or sqlite:// (got scheme of {:?})",
         url.split("://").next().unwrap_or_default()
     )))
-}
-
-/// In production SECRET_KEY is required. In development a missing key is generated once
-/// and kept in `<DATA_DIR>/secret_key`, so tokens survive restarts.
-fn resolve_secret_key(
-    given: Option<String>,
-    env: Environment,
-    data_dir: &Path,
-) -> Result<Secret, ConfigError> {
-    match (given, env) {
-        (Some(key), Environment::Production) if key.len() < MIN_SECRET_BYTES => Err(err(format!(
-            "ENVIRONMENT=production needs a SECRET_KEY of at least {MIN_SECRET_BYTES} bytes"
-        ))),
-        (Some(key), _) => {
-            if key.len() < MIN_SECRET_BYTES {
-                eprintln!("WARNING: SECRET_KEY is shorter than {MIN_SECRET_BYTES} bytes; use a longer one.");
-            }
-            Ok(Secret::new(key))
-        }
-        (None, Environment::Production) => Err(err("ENVIRONMENT=production requires SECRET_KEY")),
-        (None, Environment::Development) => load_or_create_dev_secret(data_dir),
-    }
-}
-
-fn load_or_create_dev_secret(data_dir: &Path) -> Result<Secret, ConfigError> {
-    let path = data_dir.join("secret_key");
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        let existing = existing.trim();
-        if existing.len() >= MIN_SECRET_BYTES {
-            return Ok(Secret::new(existing));
-        }
-    }
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let key = hex::encode(bytes);
-    std::fs::create_dir_all(data_dir)
-        .and_then(|_| write_private(&path, &key))
-        .map_err(|e| {
-            err(format!(
-                "cannot persist a generated SECRET_KEY at {}: {e}",
-                path.display()
-            ))
-        })?;
-    eprintln!(
-        "WARNING: SECRET_KEY is not set. Generated a random key and saved it to {}. \
-         Set SECRET_KEY (and ENVIRONMENT=production) for any real deployment.",
-        path.display()
-    );
-    Ok(Secret::new(key))
-}
-
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    std::io::Write::write_all(&mut options.open(path)?, contents.as_bytes())
 }
 
 #[cfg(test)]

@@ -1,20 +1,21 @@
 //! Persistence. The `Store` trait is everything the services need from a database;
 //! `PgStore` and `SqliteStore` implement it. The SQL the two dialects share lives once,
-//! in `shared.rs`; each backend adds only what differs (connection setup, migrations,
-//! row locking for the outbox).
+//! in the `impl_*_store!` macros of `sql/`; each backend adds only what differs
+//! (connection setup, migrations, row locking, the atomic credit change). `open.rs`
+//! picks the backend by the URL's scheme.
 
 mod billing_models;
 pub mod connect_error;
 mod credit_batch;
 mod identities;
 mod models;
+mod open;
 mod postgres;
 mod reads;
 mod sql;
 mod sqlite;
 mod wait;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -24,11 +25,10 @@ pub use billing_models::*;
 pub use credit_batch::{BatchCredit, BatchOutcome};
 pub use identities::*;
 pub use models::*;
+pub use open::{connect, connect_and_migrate};
 pub use postgres::PgStore;
 pub use reads::*;
 pub use sqlite::{unapplied_migrations as sqlite_unapplied_migrations, SqliteStore};
-
-use crate::config::Config;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -124,6 +124,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// both backends.
 pub trait Store:
     AccountStore
+    + SessionStore
     + LifecycleStore
     + MailStore
     + CreditStore
@@ -137,6 +138,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: AccountStore
+        + SessionStore
         + LifecycleStore
         + MailStore
         + CreditStore
@@ -161,7 +163,7 @@ pub trait PoolStore: Send + Sync + 'static {
     fn pool_connections(&self) -> PoolConnections;
 }
 
-/// Users, sessions, emailed tokens and the schema itself. Methods that change something
+/// Users, emailed tokens and the schema itself. Methods that change something
 /// security-relevant take the `Activity` to record in the same transaction.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
@@ -225,37 +227,6 @@ pub trait AccountStore: Send + Sync + 'static {
         activity: &Activity,
     ) -> StoreResult<Option<User>>;
 
-    // ---- sessions
-    async fn create_session(
-        &self,
-        session: &NewSession,
-        activity: Option<&Activity>,
-    ) -> StoreResult<()>;
-    /// The session and its user, for the per-request check (one indexed lookup).
-    async fn session_with_user(&self, session_id: &str) -> StoreResult<Option<(Session, User)>>;
-    /// Live and dead sessions of a user that have not expired or been revoked.
-    async fn live_sessions(&self, user_id: i64, now: DateTime<Utc>) -> StoreResult<Vec<Session>>;
-    /// Records activity on the session (callers write at most once per few minutes).
-    async fn touch_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
-    /// Rotates only if `current_hash` is still current (concurrent rotations have one
-    /// winner); the replaced hash is kept as retired.
-    async fn rotate_refresh_token(
-        &self,
-        session_id: &str,
-        current_hash: &str,
-        new_hash: &str,
-        now: DateTime<Utc>,
-    ) -> StoreResult<bool>;
-    /// Revokes one session if `user_id` owns it and it is not revoked yet.
-    async fn revoke_session(
-        &self,
-        user_id: i64,
-        session_id: &str,
-        activity: &Activity,
-    ) -> StoreResult<bool>;
-    /// Revokes every live session of the user; returns how many.
-    async fn revoke_all_sessions(&self, user_id: i64, activity: &Activity) -> StoreResult<u64>;
-
     // ---- emailed tokens
     /// Records a new token (and its mail) for a user.
     async fn grant_token(
@@ -286,6 +257,40 @@ pub trait AccountStore: Send + Sync + 'static {
         new_hash: &str,
         activity: &Activity,
     ) -> StoreResult<Option<i64>>;
+}
+
+/// Login sessions: what every access token and browser cookie is checked against.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    async fn create_session(
+        &self,
+        session: &NewSession,
+        activity: Option<&Activity>,
+    ) -> StoreResult<()>;
+    /// The session and its user, for the per-request check (one indexed lookup).
+    async fn session_with_user(&self, session_id: &str) -> StoreResult<Option<(Session, User)>>;
+    /// Live and dead sessions of a user that have not expired or been revoked.
+    async fn live_sessions(&self, user_id: i64, now: DateTime<Utc>) -> StoreResult<Vec<Session>>;
+    /// Records activity on the session (callers write at most once per few minutes).
+    async fn touch_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<()>;
+    /// Rotates only if `current_hash` is still current (concurrent rotations have one
+    /// winner); the replaced hash is kept as retired.
+    async fn rotate_refresh_token(
+        &self,
+        session_id: &str,
+        current_hash: &str,
+        new_hash: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// Revokes one session if `user_id` owns it and it is not revoked yet.
+    async fn revoke_session(
+        &self,
+        user_id: i64,
+        session_id: &str,
+        activity: &Activity,
+    ) -> StoreResult<bool>;
+    /// Revokes every live session of the user; returns how many.
+    async fn revoke_all_sessions(&self, user_id: i64, activity: &Activity) -> StoreResult<u64>;
 }
 
 /// The account changes that need more than one step or a limit: pending email changes,
@@ -481,41 +486,6 @@ pub trait ActivityStore: Send + Sync + 'static {
         skip: i64,
         limit: i64,
     ) -> StoreResult<(Vec<ActivityRecord>, i64)>;
-}
-
-/// Opens the backend named by the URL's scheme, and applies pending migrations (fail fast).
-pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    let url = &config.database_url;
-    let store: Arc<dyn Store> = if config.is_sqlite() {
-        Arc::new(
-            match SqliteStore::connect(url, config.db_max_connections).await {
-                Ok(store) => store,
-                Err(e) => return Err(connect_error::explain(url, &e).await),
-            },
-        )
-    } else {
-        Arc::new(
-            match PgStore::connect(url, config.db_max_connections).await {
-                Ok(store) => store,
-                Err(e) => return Err(connect_error::explain(url, &e).await),
-            },
-        )
-    };
-    Ok(store)
-}
-
-/// Opens the store and brings the schema up to date: what `serve` does before listening.
-/// PostgreSQL may still be starting (containers start together): the first connection is
-/// retried with backoff for DATABASE_CONNECT_TIMEOUT_SECONDS. Several instances may run
-/// this at once: sqlx's migrator holds a PostgreSQL advisory lock while it migrates, so one
-/// applies the migrations and the others then find them applied.
-pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    if !config.is_sqlite() {
-        wait::until_reachable(&config.database_url, config.ops.database_connect_timeout).await?;
-    }
-    let store = connect(config).await?;
-    store.migrate_up().await?;
-    Ok(store)
 }
 
 /// Current time at the precision both backends store (microseconds), so a value read back

@@ -11,10 +11,11 @@ use sqlx::ConnectOptions;
 use super::credit_batch::BatchPlan;
 use super::sql::{
     claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
-    impl_credit_store, impl_identity_store, impl_lifecycle_store, impl_mail_store, insert_activity,
-    insert_grant, insert_identity, insert_mail, PaymentRow, CONSUME_TOKEN, CREDIT_COLUMNS,
-    EVENT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES, LOCK_BALANCE, PLAN_COLUMNS,
-    SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+    impl_credit_store, impl_identity_store, impl_lifecycle_store, impl_mail_store,
+    impl_session_store, insert_activity, insert_grant, insert_identity, insert_mail, PaymentRow,
+    CONSUME_TOKEN, CREDIT_COLUMNS, EVENT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES,
+    LOCK_BALANCE, PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS,
+    USER_COLUMNS,
 };
 use super::*;
 
@@ -232,5 +233,6 @@ impl_credit_store!(PgStore, MIGRATOR);
 impl_activity_store!(PgStore, MIGRATOR);
 impl_identity_store!(PgStore);
 impl_lifecycle_store!(PgStore);
+impl_session_store!(PgStore);
 impl_billing_store!(PgStore, sqlx::PgConnection);
 super::sql::impl_read_store!(PgStore, sqlx::postgres::PgRow);

@@ -15,10 +15,11 @@ use sqlx::ConnectOptions;
 use super::credit_batch::BatchPlan;
 use super::sql::{
     claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
-    impl_credit_store, impl_identity_store, impl_lifecycle_store, impl_mail_store, insert_activity,
-    insert_grant, insert_identity, insert_mail, PaymentRow, CONSUME_TOKEN, CREDIT_COLUMNS,
-    EVENT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES, LOCK_BALANCE, PLAN_COLUMNS,
-    SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS, USER_COLUMNS,
+    impl_credit_store, impl_identity_store, impl_lifecycle_store, impl_mail_store,
+    impl_session_store, insert_activity, insert_grant, insert_identity, insert_mail, PaymentRow,
+    CONSUME_TOKEN, CREDIT_COLUMNS, EVENT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES,
+    LOCK_BALANCE, PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS,
+    USER_COLUMNS,
 };
 use super::*;
 
@@ -241,5 +242,6 @@ impl_credit_store!(SqliteStore, MIGRATOR);
 impl_activity_store!(SqliteStore, MIGRATOR);
 impl_identity_store!(SqliteStore);
 impl_lifecycle_store!(SqliteStore);
+impl_session_store!(SqliteStore);
 impl_billing_store!(SqliteStore, sqlx::SqliteConnection);
 super::sql::impl_read_store!(SqliteStore, sqlx::sqlite::SqliteRow);

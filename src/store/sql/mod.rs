@@ -7,18 +7,18 @@
 mod accounts;
 mod activity;
 mod billing;
+pub(in crate::store) mod billing_effects;
 mod credits;
 mod identities;
 mod lifecycle;
 mod mail;
 mod reads;
+mod sessions;
 
 pub(super) use accounts::impl_account_store;
 pub(super) use activity::impl_activity_store;
-pub(super) use billing::{
-    clawback_target, impl_billing_store, PaymentRow, EVENT_COLUMNS, PLAN_COLUMNS,
-    SUBSCRIPTION_COLUMNS,
-};
+pub(super) use billing::{impl_billing_store, EVENT_COLUMNS, PLAN_COLUMNS, SUBSCRIPTION_COLUMNS};
+pub(super) use billing_effects::{clawback_target, PaymentRow};
 pub(super) use credits::{impl_credit_store, LOCK_BALANCE};
 pub(super) use identities::{impl_identity_store, insert_identity, IDENTITY_COLUMNS};
 pub(super) use lifecycle::impl_lifecycle_store;
@@ -26,6 +26,7 @@ pub(super) use mail::impl_mail_store;
 pub(super) use reads::{
     impl_read_store, READ_BALANCE, READ_LIVE_SESSIONS, READ_REFRESH, READ_TRANSACTIONS, READ_USER,
 };
+pub(super) use sessions::impl_session_store;
 
 pub(in crate::store) const USER_COLUMNS: &str =
     "id, username, email, password_hash, is_admin, is_active, is_verified, created_at, updated_at";

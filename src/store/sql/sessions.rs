@@ -1,0 +1,151 @@
+//! Login sessions: SQL shared by both backends. A session row is what every access token
+//! and browser cookie is checked against, so revoking it ends them at once.
+
+macro_rules! impl_session_store {
+    ($store:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::SessionStore for $store {
+            async fn create_session(&self, s: &NewSession, activity: Option<&Activity>) -> StoreResult<()> {
+                let mut tx = self.writer().begin().await?;
+                sqlx::query(
+                    "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, last_seen_at, \
+                     ip, user_agent) VALUES ($1, $2, $3, $4, $5, $4, $6, $7)",
+                )
+                .bind(&s.id)
+                .bind(s.user_id)
+                .bind(&s.refresh_token_hash)
+                .bind(s.created_at)
+                .bind(s.expires_at)
+                .bind(&s.ip)
+                .bind(&s.user_agent)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(activity) = activity {
+                    insert_activity!(&mut *tx, activity, Some(s.user_id));
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn session_with_user(&self, session_id: &str) -> StoreResult<Option<(Session, User)>> {
+                use sqlx::{FromRow, Row};
+                let row = sqlx::query(&format!(
+                    "SELECT {S_SESSION_COLUMNS}, \
+                     u.username AS u_username, u.email AS u_email, u.password_hash AS u_password_hash, \
+                     u.is_admin AS u_is_admin, u.is_active AS u_is_active, u.is_verified AS u_is_verified, \
+                     u.created_at AS u_created_at, u.updated_at AS u_updated_at \
+                     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+                ))
+                .bind(session_id)
+                .fetch_optional(self.reader())
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let session = Session::from_row(&row)?;
+                let user = User {
+                    id: session.user_id,
+                    username: row.try_get("u_username")?,
+                    email: row.try_get("u_email")?,
+                    password_hash: row.try_get("u_password_hash")?,
+                    is_admin: row.try_get("u_is_admin")?,
+                    is_active: row.try_get("u_is_active")?,
+                    is_verified: row.try_get("u_is_verified")?,
+                    created_at: row.try_get("u_created_at")?,
+                    updated_at: row.try_get("u_updated_at")?,
+                };
+                Ok(Some((session, user)))
+            }
+
+            async fn live_sessions(&self, user_id: i64, now: DateTime<Utc>) -> StoreResult<Vec<Session>> {
+                Ok(sqlx::query_as(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = $1 AND revoked_at IS NULL \
+                     AND expires_at > $2 ORDER BY created_at DESC"
+                ))
+                .bind(user_id)
+                .bind(now)
+                .fetch_all(self.reader())
+                .await?)
+            }
+
+            async fn touch_session(&self, session_id: &str, now: DateTime<Utc>) -> StoreResult<()> {
+                sqlx::query("UPDATE sessions SET last_seen_at = $2 WHERE id = $1")
+                    .bind(session_id)
+                    .bind(now)
+                    .execute(self.writer())
+                    .await?;
+                Ok(())
+            }
+
+            async fn rotate_refresh_token(
+                &self,
+                session_id: &str,
+                current_hash: &str,
+                new_hash: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                if let Some(one_statement) = Self::ROTATE_REFRESH_TOKEN {
+                    let done = sqlx::query(one_statement)
+                        .bind(session_id)
+                        .bind(current_hash)
+                        .bind(new_hash)
+                        .bind(now)
+                        .execute(self.writer())
+                        .await?;
+                    return Ok(done.rows_affected() == 1);
+                }
+                let mut tx = self.writer().begin().await?;
+                let done = sqlx::query(
+                    "UPDATE sessions SET refresh_token_hash = $3 \
+                     WHERE id = $1 AND refresh_token_hash = $2 AND revoked_at IS NULL",
+                )
+                .bind(session_id)
+                .bind(current_hash)
+                .bind(new_hash)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                sqlx::query("INSERT INTO retired_refresh_tokens (token_hash, session_id, retired_at) VALUES ($1, $2, $3)")
+                    .bind(current_hash)
+                    .bind(session_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn revoke_session(&self, user_id: i64, session_id: &str, activity: &Activity) -> StoreResult<bool> {
+                let mut tx = self.writer().begin().await?;
+                let done = sqlx::query(
+                    "UPDATE sessions SET revoked_at = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+                )
+                .bind(session_id)
+                .bind(user_id)
+                .bind(activity.created_at)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() != 1 {
+                    return Ok(false);
+                }
+                insert_activity!(&mut *tx, activity, Some(user_id));
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn revoke_all_sessions(&self, user_id: i64, activity: &Activity) -> StoreResult<u64> {
+                let mut tx = self.writer().begin().await?;
+                let done = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(user_id)
+                    .bind(activity.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_activity!(&mut *tx, activity, Some(user_id));
+                tx.commit().await?;
+                Ok(done.rows_affected())
+            }
+        }
+    };
+}
+
+pub(in crate::store) use impl_session_store;
