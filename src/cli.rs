@@ -304,7 +304,7 @@ async fn create_admin(
         return Ok(());
     }
     let password = Password::parse(read_admin_password()?).map_err(anyhow::Error::msg)?;
-    let passwords = PasswordService::new(config);
+    let passwords = PasswordService::new(config)?;
     let password_hash = passwords
         .hash(&password, "password")
         .await

@@ -6,10 +6,10 @@ use auth_service::telemetry;
 use clap::Parser;
 
 /// glibc raises its mmap threshold after a large block is freed, so later blocks of that
-/// size (argon2id's 19 MiB per hash) come from per-thread arenas and stay resident after
-/// they are freed: one arena per blocking-pool thread that ever hashed, hundreds of MiB
-/// under a login storm. A fixed threshold keeps every such block mmapped, so it goes back
-/// to the system when the hash ends and memory stays near concurrency × 19 MiB.
+/// size come from per-thread arenas and stay resident after they are freed (argon2id's
+/// 19 MiB hashing memory: hundreds of MiB after a login storm). A fixed threshold keeps
+/// every large block mmapped, so it goes back to the system when freed; the hasher threads
+/// reuse theirs during a burst and free it when idle (services/hasher_pool.rs).
 fn return_large_blocks_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning; called before any other thread runs.

@@ -37,7 +37,7 @@ impl AppState {
     pub async fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         Ok(Self {
             limiter: Arc::new(Limiter::new(&config).await),
-            passwords: Arc::new(PasswordService::new(&config)),
+            passwords: Arc::new(PasswordService::new(&config)?),
             tokens: Arc::new(TokenService::new(&config)),
             mail: Arc::new(MailComposer::new(&config.frontend_url)?),
             mail_wakeup: Arc::new(Notify::new()),

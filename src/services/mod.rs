@@ -7,6 +7,7 @@ pub mod auth;
 pub mod billing;
 pub mod credits;
 pub mod email_change;
+pub mod hasher_pool;
 pub mod identity;
 pub mod mail;
 pub mod passwords;

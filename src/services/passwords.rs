@@ -1,21 +1,19 @@
 //! Password hashing: argon2id (default: m=19456 KiB, t=2, p=1, the OWASP minimum) or
-//! bcrypt, always off the async runtime and bounded, so a burst of logins queues for the
-//! cores instead of starving every other request. The semaphore also bounds memory: each
-//! argon2id hash or verify holds its 19 MiB block only while it runs, so at most
-//! PASSWORD_HASH_CONCURRENCY × 19 MiB is in use for hashing at any time.
+//! bcrypt, always off the async runtime on PASSWORD_HASH_CONCURRENCY dedicated threads
+//! (`HasherPool`), so a burst of logins queues for the cores instead of starving every
+//! other request, and argon2id's memory stays at PASSWORD_HASH_CONCURRENCY × 19 MiB.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 
-use anyhow::Context;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 
 use crate::config::{Config, PasswordScheme};
 use crate::domain::Password;
 use crate::error::AppError;
+use crate::services::hasher_pool::{HasherPool, Scratch};
 
 /// bcrypt reads at most 72 bytes; longer input would be silently truncated.
 pub const BCRYPT_MAX_BYTES: usize = 72;
@@ -32,7 +30,7 @@ const ARGON2_PREFIX: &str = "$argon2id$v=19$m=19456,t=2,p=1$";
 pub struct PasswordService {
     scheme: PasswordScheme,
     bcrypt_cost: u32,
-    permits: Arc<Semaphore>,
+    hashers: HasherPool,
     /// Verified against for unknown users, so they cost what a wrong password costs.
     dummy_hash: OnceCell<String>,
     /// Password checks started (real or dummy): what a guesser gets to try.
@@ -40,14 +38,14 @@ pub struct PasswordService {
 }
 
 impl PasswordService {
-    pub fn new(config: &Config) -> Self {
-        Self {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
             scheme: config.password_hash,
             bcrypt_cost: config.bcrypt_cost,
-            permits: Arc::new(Semaphore::new(config.hash_concurrency)),
+            hashers: HasherPool::new(config.hash_concurrency)?,
             dummy_hash: OnceCell::new(),
             verifications: AtomicU64::new(0),
-        }
+        })
     }
 
     /// The rule that depends on the scheme: bcrypt cannot take more than 72 bytes.
@@ -69,7 +67,7 @@ impl PasswordService {
         let plain = password.expose().to_owned();
         let (scheme, cost) = (self.scheme, self.bcrypt_cost);
         Ok(self
-            .run_blocking(move || hash_with(scheme, cost, &plain))
+            .run_blocking(move |_| hash_with(scheme, cost, &plain))
             .await?)
     }
 
@@ -78,7 +76,7 @@ impl PasswordService {
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let plain = password.to_owned();
         let stored = stored_hash.to_owned();
-        self.run_blocking(move || Ok(verify_with(&plain, &stored)))
+        self.run_blocking(move |scratch| Ok(verify_with(&plain, &stored, scratch)))
             .await
     }
 
@@ -88,7 +86,7 @@ impl PasswordService {
         let dummy = self
             .dummy_hash
             .get_or_try_init(|| {
-                self.run_blocking(move || hash_with(scheme, cost, "dummy password for timing"))
+                self.run_blocking(move |_| hash_with(scheme, cost, "dummy password for timing"))
             })
             .await?;
         self.verify(password, dummy).await?;
@@ -113,16 +111,9 @@ impl PasswordService {
 
     async fn run_blocking<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+        work: impl FnOnce(&mut Scratch) -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .context("password hasher closed")?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .context("password hashing task failed")?
+        self.hashers.run(work).await
     }
 }
 
@@ -147,7 +138,10 @@ fn hash_with(scheme: PasswordScheme, bcrypt_cost: u32, plain: &str) -> anyhow::R
     }
 }
 
-fn verify_with(plain: &str, stored: &str) -> bool {
+fn verify_with(plain: &str, stored: &str, scratch: &mut Scratch) -> bool {
+    if stored.starts_with(ARGON2_PREFIX) {
+        return verify_current_argon2id(plain, stored, scratch).unwrap_or(false);
+    }
     if stored.starts_with("$argon2") {
         // The stored string names its own algorithm and parameters; verifying follows them.
         return PasswordHash::new(stored)
@@ -164,6 +158,34 @@ fn verify_with(plain: &str, stored: &str) -> bool {
         return false;
     }
     bcrypt::verify(plain, stored).unwrap_or(false)
+}
+
+/// A hash with today's parameters, computed in the hasher thread's reused memory (the
+/// crate's own verify allocates 19 MiB each time). `None` when the string is malformed.
+fn verify_current_argon2id(plain: &str, stored: &str, scratch: &mut Scratch) -> Option<bool> {
+    let parsed = PasswordHash::new(stored).ok()?;
+    let expected = parsed.hash?;
+    let mut salt = [0u8; 64];
+    let salt = parsed.salt?.decode_b64(&mut salt).ok()?;
+    let params = Params::new(
+        ARGON2_MEMORY_KIB,
+        ARGON2_ITERATIONS,
+        ARGON2_LANES,
+        Some(expected.len()),
+    )
+    .ok()?;
+    let blocks = params.block_count();
+    let mut computed = vec![0u8; expected.len()];
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password_into_with_memory(
+            plain.as_bytes(),
+            salt,
+            &mut computed,
+            scratch.blocks(blocks),
+        )
+        .ok()?;
+    // Output's equality is constant-time.
+    Some(argon2::password_hash::Output::new(&computed).ok()? == expected)
 }
 
 fn bcrypt_cost_of(stored: &str) -> Option<u32> {
@@ -188,7 +210,7 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        PasswordService::new(&config)
+        PasswordService::new(&config).unwrap()
     }
 
     fn pw(s: &str) -> Password {
@@ -244,7 +266,7 @@ mod tests {
     fn default_scheme_is_argon2id() {
         let key = "k".repeat(32);
         let config = Config::from_lookup(|n| (n == "SECRET_KEY").then(|| key.clone())).unwrap();
-        let svc = PasswordService::new(&config);
+        let svc = PasswordService::new(&config).unwrap();
         assert_eq!(svc.scheme, PasswordScheme::Argon2id);
     }
 
