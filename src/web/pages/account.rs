@@ -8,7 +8,7 @@ use axum::Form;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{forgery_check, user_page, NoticeQuery};
+use super::{forgery_check, user_page, CsrfForm, NoticeQuery};
 use crate::caller::ClientInfo;
 use crate::domain::{Email, Password};
 use crate::error::AppError;
@@ -191,12 +191,6 @@ pub(super) async fn refused(
         errors.field(field, detail.clone());
     }
     render(state, signed_in, None, &errors, err.status()).await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn resend(

@@ -7,7 +7,7 @@ use axum::Form;
 use serde::Deserialize;
 
 use super::providers::{allowing_provider_forms, buttons};
-use super::{forgery_check, NoticeQuery};
+use super::{forgery_check, CsrfForm, NoticeQuery};
 use crate::caller::ClientInfo;
 use crate::domain::{Email, Password, Username};
 use crate::error::AppError;
@@ -194,12 +194,6 @@ pub async fn signup(
     let page = signup_form(&state, &visitor, &form, &errors).status(status);
     let response = allowing_provider_forms(&state, page.into_response()).await;
     visitor.finish(response)
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 pub async fn logout(

@@ -9,7 +9,7 @@ use axum::Form;
 use serde::{Deserialize, Serialize};
 
 use super::credits::{money, render};
-use super::forgery_check;
+use super::{forgery_check, CsrfForm};
 use crate::caller::{Caller, ClientInfo};
 use crate::error::AppError;
 use crate::services::billing::{self, plans};
@@ -193,12 +193,6 @@ pub async fn checkout(
         Ok(checkout) => Redirect::to(&checkout.checkout_url).into_response(),
         Err(e) => refused(&state, &signed_in, &e).await,
     }
-}
-
-#[derive(Deserialize, Default)]
-#[serde(default)]
-pub struct CsrfForm {
-    csrf: String,
 }
 
 /// "Manage billing": a billing portal session, then off to Stripe (303).

@@ -138,6 +138,13 @@ fn user_page(template: &'static str, signed_in: &SignedIn) -> Page {
         .with("csrf", &signed_in.csrf)
 }
 
+/// A form whose only field is its CSRF token (buttons that post: sign out, resend, …).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
 /// A state-changing form is accepted only from our own pages with its CSRF token;
 /// otherwise this is the refusal to answer with.
 fn forgery_check(state: &AppState, headers: &HeaderMap, token_ok: bool) -> Option<Response> {
