@@ -17,10 +17,19 @@ use crate::telemetry::RequestUser;
 const API_KEY_HEADERS: [&str; 2] = ["x-api-key", "api-key"];
 const MAX_USER_AGENT_CHARS: usize = 512;
 
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim())
+fn bearer_token(headers: &HeaderMap) -> Result<&str, AppError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '));
+    match value {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(token.trim())
+        }
+        _ => Err(AppError::unauthorized("Not authenticated")),
+    }
 }
 
 /// A verified bearer token, its session not checked yet: for reads that check the session
@@ -32,8 +41,7 @@ impl FromRequestParts<AppState> for AccessClaims {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers)
-            .ok_or_else(|| AppError::unauthorized("Not authenticated"))?;
+        let token = bearer_token(&parts.headers)?;
         let claims = state
             .tokens
             .decode_access(token)
@@ -53,14 +61,12 @@ impl FromRequestParts<AppState> for ReadCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        // As for `Caller`: a request that sends an API key is judged by the key alone.
-        match api_key(parts) {
-            Some(key) if key_matches(key.as_bytes(), state) => Ok(Self::Internal),
-            Some(_) => Err(AppError::unauthorized("Invalid API key")),
-            None => AccessClaims::from_request_parts(parts, state)
-                .await
-                .map(Self::User),
+        if internal_key(parts, state)? {
+            return Ok(Self::Internal);
         }
+        AccessClaims::from_request_parts(parts, state)
+            .await
+            .map(Self::User)
     }
 }
 
@@ -71,8 +77,7 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(&parts.headers)
-            .ok_or_else(|| AppError::unauthorized("Not authenticated"))?;
+        let token = bearer_token(&parts.headers)?;
         let current = authenticate(state, token).await?;
         // The access log names the user the request acted as.
         if let Some(slot) = parts.extensions.get::<RequestUser>() {
@@ -123,25 +128,27 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        match api_key(parts) {
-            Some(key) => {
-                if key_matches(key.as_bytes(), state) {
-                    Ok(Self::Internal)
-                } else {
-                    Err(AppError::unauthorized("Invalid API key"))
-                }
-            }
-            None => CurrentUser::from_request_parts(parts, state)
-                .await
-                .map(Self::User),
+        if internal_key(parts, state)? {
+            return Ok(Self::Internal);
         }
+        CurrentUser::from_request_parts(parts, state)
+            .await
+            .map(Self::User)
     }
 }
 
-fn api_key(parts: &Parts) -> Option<&axum::http::HeaderValue> {
-    API_KEY_HEADERS
+/// Whether the request comes from an internal service: `true` for a configured key, a 401
+/// for any other key (a request that sends a key is judged by the key alone, never by a
+/// bearer token it may also carry), `false` when it sends none.
+fn internal_key(parts: &Parts, state: &AppState) -> Result<bool, AppError> {
+    match API_KEY_HEADERS
         .iter()
         .find_map(|name| parts.headers.get(*name))
+    {
+        Some(key) if key_matches(key.as_bytes(), state) => Ok(true),
+        Some(_) => Err(AppError::unauthorized("Invalid API key")),
+        None => Ok(false),
+    }
 }
 
 /// Compares digests, so the comparison takes the same time whatever the key's length or
