@@ -18,8 +18,7 @@ use super::sql::{
     impl_credit_store, impl_identity_store, impl_lifecycle_store, impl_mail_store,
     impl_session_store, insert_activity, insert_grant, insert_identity, insert_mail, PaymentRow,
     CONSUME_TOKEN, CREDIT_COLUMNS, EVENT_COLUMNS, IDENTITY_COLUMNS, LEDGER_MISMATCHES,
-    LOCK_BALANCE, PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, S_SESSION_COLUMNS,
-    USER_COLUMNS,
+    LOCK_BALANCE, PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
 

@@ -25,6 +25,7 @@ pub(super) use lifecycle::impl_lifecycle_store;
 pub(super) use mail::impl_mail_store;
 pub(super) use reads::{
     impl_read_store, READ_BALANCE, READ_LIVE_SESSIONS, READ_REFRESH, READ_TRANSACTIONS, READ_USER,
+    SESSION_WITH_USER,
 };
 pub(super) use sessions::impl_session_store;
 
@@ -58,8 +59,6 @@ macro_rules! session_columns {
 }
 
 pub(in crate::store) const SESSION_COLUMNS: &str = session_columns!("");
-/// The same columns for a query that joins sessions as `s`.
-pub(in crate::store) const S_SESSION_COLUMNS: &str = session_columns!("s.");
 
 /// Leases the due mail (unsent, due, not leased by a live worker); `$lock` is the
 /// dialect's row-locking clause for the inner select.

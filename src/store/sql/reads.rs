@@ -41,6 +41,13 @@ macro_rules! caller_joins {
     };
 }
 
+/// `$1` session id: the per-request session check of every other authenticated route.
+pub(in crate::store) const SESSION_WITH_USER: &str = concat!(
+    "SELECT ",
+    caller_columns!(),
+    " FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
+);
+
 /// `$1` session id, `$2` the user looked at.
 pub(in crate::store) const READ_USER: &str = concat!(
     "SELECT ",

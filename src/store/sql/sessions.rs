@@ -28,31 +28,15 @@ macro_rules! impl_session_store {
             }
 
             async fn session_with_user(&self, session_id: &str) -> StoreResult<Option<(Session, User)>> {
-                use sqlx::{FromRow, Row};
-                let row = sqlx::query(&format!(
-                    "SELECT {S_SESSION_COLUMNS}, \
-                     u.username AS u_username, u.email AS u_email, u.password_hash AS u_password_hash, \
-                     u.is_admin AS u_is_admin, u.is_active AS u_is_active, u.is_verified AS u_is_verified, \
-                     u.created_at AS u_created_at, u.updated_at AS u_updated_at \
-                     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1"
-                ))
-                .bind(session_id)
-                .fetch_optional(self.reader())
-                .await?;
-                let Some(row) = row else { return Ok(None) };
-                let session = Session::from_row(&row)?;
-                let user = User {
-                    id: session.user_id,
-                    username: row.try_get("u_username")?,
-                    email: row.try_get("u_email")?,
-                    password_hash: row.try_get("u_password_hash")?,
-                    is_admin: row.try_get("u_is_admin")?,
-                    is_active: row.try_get("u_is_active")?,
-                    is_verified: row.try_get("u_is_verified")?,
-                    created_at: row.try_get("u_created_at")?,
-                    updated_at: row.try_get("u_updated_at")?,
-                };
-                Ok(Some((session, user)))
+                // The same columns and row reader as the one-statement reads (sql/reads.rs).
+                let row = sqlx::query(super::sql::SESSION_WITH_USER)
+                    .bind(session_id)
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(match row {
+                    Some(row) => caller_in(&row)?,
+                    None => None,
+                })
             }
 
             async fn live_sessions(&self, user_id: i64, now: DateTime<Utc>) -> StoreResult<Vec<Session>> {
