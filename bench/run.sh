@@ -39,6 +39,9 @@ HASH_SAMPLES=${HASH_SAMPLES:-16}         # bcrypt verifies timed per core (argon
 # since issue 14, bcrypt before); argon2id or bcrypt = PASSWORD_HASH for the service.
 PASSWORD_HASH_CHOICE=${BENCH_PASSWORD_HASH:-}
 BCRYPT_COST_CHOICE=${BENCH_BCRYPT_COST:-}  # empty = the service's default (12)
+# Runs also sampled by `perf record` (whole machine), as "scenario:connections ..." or
+# "all"; where the CPU went goes to results/<run id>-profiles.txt (bench/README.md).
+PROFILE_RUNS=${BENCH_PROFILE:-}
 WRK_THREADS=${WRK_THREADS:-2}            # wrk threads (capped at the connection count)
 WRK_TIMEOUT=${WRK_TIMEOUT:-10s}
 PORT=${BENCH_PORT:-18080}                # the service; scale-out instances use PORT+1, PORT+2
@@ -146,8 +149,9 @@ scaleout_wanted() { want scaleout && [[ " $BACKENDS " == *" postgres "* ]]; }
 check_tools() {
     local missing=() tool
     local -A package=([wrk]=wrk [curl]=curl [python3]=python3 [psql]=postgresql-client
-                      [sqlite3]=sqlite3)
+                      [sqlite3]=sqlite3 [perf]=linux-perf)
     local needed=(wrk curl python3)
+    [[ -n $PROFILE_RUNS ]] && needed+=(perf)
     [[ " $BACKENDS " == *" postgres "* ]] && needed+=(psql)
     [[ " $BACKENDS " == *" sqlite "* ]] && needed+=(sqlite3)
     for tool in "${needed[@]}"; do
@@ -543,19 +547,57 @@ measured_run() {
     local scenario=$1 conc=$2 script=$3 name m w dur=${RUN_SECONDS:-$DURATION}; shift 3
     name="$BACKEND-$scenario${VARIANT:+-$VARIANT}-c$conc"
     log "$BACKEND $scenario${VARIANT:+ ($VARIANT)} c=$conc (${dur}s)"
+    if profile_wanted "$scenario" "$conc"; then profile_begin "$name" "$dur"; fi
     measure_begin
     wrk_job "$name" "$conc" "$dur" "$script" "$@"
     m=$(measure_end)
+    profile_end
     w=$(wrk_fields "$name" "$(field window_s "$m")")
     LAST_WRK=$w
     LAST_RUN="RUN backend=$BACKEND scenario=$scenario${VARIANT:+ variant=$VARIANT} conc=$conc $w $m"
 }
 load() { measured_run "$@"; record "$LAST_RUN"; sleep 1; }
+
+# ---- profiles (BENCH_PROFILE) -------------------------------------------------------------
+# perf samples every core at 499 Hz (cpu-clock, no call graphs: cheap enough not to move
+# the numbers much, and it works where a VM offers no hardware counters). The text report
+# keeps the split by process (comm) and binary, then the hottest functions of the service,
+# of PostgreSQL and of the kernel.
+PROFILE_PID=
+PROFILE_NAME=
+profile_wanted() { [[ $PROFILE_RUNS == all || " $PROFILE_RUNS " == *" $1:$2 "* ]]; }
+profile_begin() { # profile_begin RUN_NAME SECONDS
+    mkdir -p "$OUT/profiles"
+    PROFILE_NAME=$1
+    perf record -F 499 -a -e cpu-clock -o "$WORK/$1.perf" -- sleep "$2" >/dev/null 2>&1 &
+    PROFILE_PID=$!
+}
+profile_end() {
+    [[ -n $PROFILE_PID ]] || return 0
+    wait "$PROFILE_PID" || log "perf record failed for $PROFILE_NAME"
+    local data="$WORK/$PROFILE_NAME.perf" txt="$OUT/profiles/$PROFILE_NAME.txt"
+    PROFILE_PID=
+    [[ -s $data ]] || return 0
+    {
+        echo "# $PROFILE_NAME: share of all samples (2 cores = 100 %) by process and binary"
+        perf report -i "$data" --stdio --no-children --sort comm,dso --percent-limit 0.5 2>/dev/null | grep -v '^$'
+        echo
+        echo "# the hottest functions, whole machine"
+        perf report -i "$data" --stdio --no-children --sort comm,dso,sym --percent-limit 0.4 2>/dev/null | grep -v '^$'
+    } >"$txt"
+    rm -f "$data"
+}
 warmup() { # warmup CONC SCRIPT [wrk options] -- [script args]
     ((WARMUP > 0)) || return 0
     local conc=$1 script=$2; shift 2
     wrk_job "$BACKEND-warmup" "$conc" "$WARMUP" "$script" "$@" || true
     sleep 1
+    # The tables the warm-up filled (billing_events, billing_customers, ... start empty)
+    # get the statistics autovacuum would give a table in use (it analyzes after 10 %
+    # changes, but only once a minute). Without them PostgreSQL keeps the plans it made
+    # for an empty table — sequential scans — for the whole run (seen in the webhook
+    # profile: two scans of every stored event per event).
+    if [[ $BACKEND == postgres ]]; then sql "ANALYZE" >/dev/null; fi
 }
 LAST_WRK=
 LAST_RUN=
@@ -783,6 +825,11 @@ meta loadavg_at_end "$(cut -d' ' -f1-3 /proc/loadavg)"
 
 python3 "$BENCH_DIR/lib/report.py" "$OUT" | tee "$BENCH_DIR/results/$RUN_ID.md"
 log "report written to bench/results/$RUN_ID.md"
+if [[ -d $OUT/profiles ]]; then # one file beside the report, so it can be kept with it
+    for f in "$OUT"/profiles/*.txt; do cat "$f"; echo; done | cut -c1-220 | sed "s/ *$//" \
+        >"$BENCH_DIR/results/$RUN_ID-profiles.txt"
+    log "profiles written to bench/results/$RUN_ID-profiles.txt"
+fi
 if ((PUBLISH)); then
     cp "$BENCH_DIR/results/$RUN_ID.md" "$ROOT/BENCHMARKS.md"
     log "copied to BENCHMARKS.md"

@@ -127,7 +127,8 @@ class Report:
   Reads cycle over the tokens of {m.get('token_users', '?')} users; logins pick a seeded user
   at random; spending is done as an internal service (`X-API-Key`, body `user_id`), one cent
   per request, on the hot account or on a random one of the seeded accounts. Each group of
-  runs is preceded by {m.get('warmup_s', '?')} s of unrecorded load. Mix: {m.get('mix', '?')};
+  runs is preceded by {m.get('warmup_s', '?')} s of unrecorded load (then, on PostgreSQL,
+  `ANALYZE`: statistics autovacuum would give tables in use). Mix: {m.get('mix', '?')};
   the logins start 1 s before the reads and end 1 s after them.
 - Latencies come from wrk's histogram (`p50`, `p99`); errors are connection, read, write and
   timeout errors plus responses with status ≥ 400. Service CPU % is its utime+stime over the

@@ -3,10 +3,11 @@
 //!
 //! Why: argon2id needs 19 MiB per hash. Allocated per hash on tokio's blocking pool, glibc
 //! kept a freed block in the arena of every thread that ever hashed (≈400 MB after a login
-//! storm); returned to the system after each hash (main.rs fixes the mmap threshold), every
-//! hash paid ~5 ms of fresh page faults (logins at 67% of the hashing bound). Here the
-//! memory is reused from one hash to the next during a burst and freed when the queue
-//! empties: at most N × 19 MiB while busy, nothing when idle. N is
+//! storm); returned to the system after each hash, every hash paid ~5 ms of fresh page
+//! faults (logins at 67% of the hashing bound). Here the memory is reused from one hash to
+//! the next during a burst and freed when the queue empties (the allocator, tuned in
+//! main.rs, returns it to the system at once): at most N × 19 MiB while busy, nothing when
+//! idle. N is
 //! PASSWORD_HASH_CONCURRENCY (default: the cores), which also bounds how much CPU a login
 //! burst takes from other requests.
 
