@@ -20,21 +20,24 @@ use crate::store::Store;
 #[derive(Clone)]
 pub struct AppState(Arc<Shared>);
 
-/// The parts of [`AppState`], reached through it by `Deref` (`state.config`, ...).
+/// The parts of [`AppState`], reached through it by `Deref` (`state.config`, ...). A part
+/// has an `Arc` of its own only where something outlives a request without the whole state:
+/// the workers (store, config, mail wake-up), the group-commit tasks (credit batches), the
+/// provider refresher (identity).
 pub struct Shared {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
-    pub passwords: Arc<PasswordService>,
-    pub tokens: Arc<TokenService>,
-    pub mail: Arc<MailComposer>,
-    pub limiter: Arc<Limiter>,
+    pub passwords: PasswordService,
+    pub tokens: TokenService,
+    pub mail: MailComposer,
+    pub limiter: Limiter,
     /// Wakes this instance's outbox worker when a request queued mail, so it goes out
     /// at once instead of at the next poll.
     pub mail_wakeup: Arc<Notify>,
     /// Sign-in providers: discovery and keys, cached (DESIGN §10).
     pub identity: Arc<OidcProviders>,
     /// `None` when billing is off (no STRIPE_SECRET_KEY).
-    pub stripe: Option<Arc<StripeClient>>,
+    pub stripe: Option<StripeClient>,
     /// Credit changes of each account waiting to be committed together (group commit).
     pub credit_batches: Arc<CreditBatches>,
 }
@@ -42,13 +45,13 @@ pub struct Shared {
 impl AppState {
     pub async fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         Ok(Self(Arc::new(Shared {
-            limiter: Arc::new(Limiter::new(&config).await),
-            passwords: Arc::new(PasswordService::new(&config)?),
-            tokens: Arc::new(TokenService::new(&config)),
-            mail: Arc::new(MailComposer::new(&config.frontend_url)?),
+            limiter: Limiter::new(&config).await,
+            passwords: PasswordService::new(&config)?,
+            tokens: TokenService::new(&config),
+            mail: MailComposer::new(&config.frontend_url)?,
             mail_wakeup: Arc::new(Notify::new()),
             identity: OidcProviders::start(&config.oidc)?,
-            stripe: StripeClient::from_config(&config.billing)?.map(Arc::new),
+            stripe: StripeClient::from_config(&config.billing)?,
             credit_batches: Arc::new(CreditBatches::new()),
             config: Arc::new(config),
             store,

@@ -6,8 +6,6 @@ pub mod plans;
 pub mod stripe;
 pub mod webhook;
 
-use std::sync::Arc;
-
 use serde_json::json;
 
 use crate::caller::{Caller, ClientInfo};
@@ -40,7 +38,7 @@ impl From<StripeError> for AppError {
 }
 
 /// The Stripe client, or 503 `billing_disabled` when no STRIPE_SECRET_KEY is set.
-pub fn stripe(state: &AppState) -> Result<&Arc<StripeClient>, AppError> {
+pub fn stripe(state: &AppState) -> Result<&StripeClient, AppError> {
     state.stripe.as_ref().ok_or_else(|| AppError::Disabled {
         code: "billing_disabled",
         detail: "Billing is not configured on this server".into(),
