@@ -561,8 +561,7 @@ load() { measured_run "$@"; record "$LAST_RUN"; sleep 1; }
 # ---- profiles (BENCH_PROFILE) -------------------------------------------------------------
 # perf samples every core at 499 Hz (cpu-clock, no call graphs: cheap enough not to move
 # the numbers much, and it works where a VM offers no hardware counters). The text report
-# keeps the split by process (comm) and binary, then the hottest functions of the service,
-# of PostgreSQL and of the kernel.
+# keeps the split by process (comm) and binary, then the hottest functions of every process.
 PROFILE_PID=
 PROFILE_NAME=
 profile_wanted() { [[ $PROFILE_RUNS == all || " $PROFILE_RUNS " == *" $1:$2 "* ]]; }
@@ -579,7 +578,7 @@ profile_end() {
     PROFILE_PID=
     [[ -s $data ]] || return 0
     {
-        echo "# $PROFILE_NAME: share of all samples (2 cores = 100 %) by process and binary"
+        echo "# $PROFILE_NAME: share of all samples ($CORES cores = 100 %) by process and binary"
         perf report -i "$data" --stdio --no-children --sort comm,dso --percent-limit 0.5 2>/dev/null | grep -v '^$'
         echo
         echo "# the hottest functions, whole machine"
