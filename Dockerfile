@@ -5,6 +5,18 @@
 
 FROM rust:1-bookworm AS build
 WORKDIR /app
+# Dependencies in a layer of their own, rebuilt only when Cargo.toml or Cargo.lock change:
+# the manifest with empty stand-ins for the crate's own targets, built once, then the
+# stand-ins' artifacts removed so the real sources below are compiled (not skipped as
+# "fresh" because the stand-ins are newer).
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src bench \
+    && echo 'fn main() {}' >src/main.rs \
+    && touch src/lib.rs \
+    && echo 'fn main() {}' >bench/hash_cost.rs \
+    && cargo build --release --locked --bin auth-service \
+    && rm -rf src bench target/release/auth-service* target/release/deps/auth_service-* \
+        target/release/deps/libauth_service-* target/release/.fingerprint/auth-service-*
 COPY . .
 RUN cargo build --release --locked --bin auth-service
 

@@ -1,6 +1,7 @@
 //! Builds the application from a `Config`: store, state, router and layers, bound to a
 //! port. `App::build` returns before serving, so callers (tests) can read the port.
 
+mod detach;
 mod headers;
 mod serve;
 
@@ -87,11 +88,33 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
-        tracing::info!(address = %addr, backend = self.state.store.backend(), "auth-service listening on http://{addr}");
+        // The address to open is the one mailed links and the pages' origin check use, not
+        // the socket's (127.0.0.1 and localhost are different sites to a browser).
+        let open = self
+            .state
+            .config
+            .web
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://localhost:{}", addr.port()));
+        tracing::info!(address = %addr, backend = self.state.store.backend(),
+            "auth-service listening on http://{addr} (open {open} in a browser)");
         let worker = tokio::spawn(self.worker.run());
+        let webhooks = tokio::spawn(
+            crate::services::webhooks::WebhookWorker::new(
+                &self.state.config,
+                self.state.store.clone(),
+                self.state.webhook_wakeup.clone(),
+            )?
+            .run(),
+        );
         let pruning = tokio::spawn(crate::services::pruning::run(
             self.state.store.clone(),
             self.state.config.hardening.clone(),
+        ));
+        let hold_expiry = tokio::spawn(crate::services::credits::holds::run_expiry(
+            self.state.store.clone(),
+            self.state.config.hardening.credit_expiry_interval,
         ));
         let served = serve::serve(
             self.listener,
@@ -101,7 +124,9 @@ impl App {
         )
         .await;
         worker.abort();
+        webhooks.abort();
         pruning.abort();
+        hold_expiry.abort();
         served.context("server error")
     }
 }
@@ -113,7 +138,15 @@ pub fn router(state: AppState) -> Router {
     let limiter_state = state.clone();
     let api = routes::api()
         .merge(crate::web::router(&state))
-        .fallback(|| async { error_body(StatusCode::NOT_FOUND, "not_found", "Not Found") })
+        .fallback(
+            |axum::extract::State(state): axum::extract::State<AppState>,
+             request: axum::extract::Request| async move {
+                let (parts, _) = request.into_parts();
+                crate::web::not_found_page(&state, &parts).unwrap_or_else(|| {
+                    error_body(StatusCode::NOT_FOUND, "not_found", "Not Found").into_response()
+                })
+            },
+        )
         .method_not_allowed_fallback(|| async {
             error_body(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -124,6 +157,8 @@ pub fn router(state: AppState) -> Router {
         .with_state(state);
     let router = api
         .merge(routes::docs::router(password_scheme))
+        // Innermost: nothing a dropped request future cancels can hold a transaction.
+        .layer(axum::middleware::from_fn(detach::run_to_completion))
         .layer(axum::middleware::map_response(errors_as_json))
         .layer(axum::middleware::from_fn_with_state(
             limiter_state,

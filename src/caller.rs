@@ -16,6 +16,8 @@ pub struct ClientInfo {
 pub struct CurrentUser {
     pub user: User,
     pub session_id: String,
+    /// When this session last proved a second factor (sign-in or step-up), if ever.
+    pub second_factor_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl CurrentUser {

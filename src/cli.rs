@@ -77,11 +77,24 @@ pub enum Command {
         #[arg(long = "from", value_name = "POSTGRES_URL")]
         from: String,
     },
+    /// List or rotate the access-token signing keys (DESIGN §13).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Check the credits ledger.
     Ledger {
         #[command(subcommand)]
         action: LedgerAction,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// kid, alg, state and dates of every key (never a private part).
+    List,
+    /// next → current, current → previous, a new next; every instance follows within 60 s.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +138,7 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Ledger {
             action: LedgerAction::Verify,
         } => verify_ledger(&config).await,
+        Command::Keys { action } => signing_keys(&config, action).await,
         Command::Healthcheck => crate::healthcheck::check(&config).await,
         Command::ImportFastapi { from } => import_fastapi(&config, &from).await,
         Command::Openapi => match print_openapi() {
@@ -247,11 +261,52 @@ async fn import_fastapi(config: &Config, from: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn signing_keys(config: &Config, action: KeysAction) -> anyhow::Result<()> {
+    use crate::services::signing_keys::{KeyPolicy, SigningKeys};
+    let store = store::connect_and_migrate(config).await?;
+    let ttl = chrono::Duration::seconds(config.jwt.access_ttl_seconds);
+    let keys = SigningKeys::new(
+        store,
+        config.secret_key.expose().as_bytes(),
+        KeyPolicy {
+            algorithm: config.algorithm,
+            retire_after: ttl + chrono::Duration::from_std(config.jwt.retire_grace)?,
+        },
+    )?;
+    if let KeysAction::Rotate = action {
+        let kid = keys.rotate().await?;
+        println!("rotated: {kid} signs from now on");
+    }
+    println!(
+        "{:<18} {:<6} {:<9} {:<25} {:<25} {:<25}",
+        "KID", "ALG", "STATE", "CREATED", "ACTIVATED", "RETIRED"
+    );
+    let date = |d: Option<chrono::DateTime<chrono::Utc>>| {
+        d.map(|d| d.to_rfc3339()).unwrap_or_else(|| "-".into())
+    };
+    for k in keys.list().await? {
+        println!(
+            "{:<18} {:<6} {:<9} {:<25} {:<25} {:<25}",
+            k.kid,
+            k.alg,
+            k.state,
+            k.created_at.to_rfc3339(),
+            date(k.activated_at),
+            date(k.retired_at)
+        );
+    }
+    Ok(())
+}
+
 async fn verify_ledger(config: &Config) -> anyhow::Result<()> {
     let store = store::connect_and_migrate(config).await?;
     let mismatches = store.ledger_mismatches().await?;
-    if mismatches.is_empty() {
-        println!("ledger ok: every balance equals the sum of its transactions");
+    let overheld = crate::services::credits::holds::overheld(&*store).await?;
+    for (user_id, balance, held) in &overheld {
+        println!("user {user_id}: active holds reserve {held} cents, balance is {balance} cents");
+    }
+    if mismatches.is_empty() && overheld.is_empty() {
+        println!("ledger ok: every balance equals the sum of its transactions; no account's holds exceed its balance");
         return Ok(());
     }
     for m in &mismatches {
@@ -262,7 +317,7 @@ async fn verify_ledger(config: &Config) -> anyhow::Result<()> {
     }
     bail!(
         "ledger verification failed for {} user(s)",
-        mismatches.len()
+        mismatches.len() + overheld.len()
     )
 }
 

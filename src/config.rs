@@ -22,6 +22,10 @@ mod billing;
 pub use billing::BillingConfig;
 mod web;
 pub use web::WebConfig;
+mod webhooks;
+pub use webhooks::WebhookConfig;
+mod jwt;
+pub use jwt::JwtConfig;
 mod secret_key;
 use secret_key::resolve_secret_key;
 
@@ -75,6 +79,9 @@ pub struct Config {
     pub algorithm: Algorithm,
     pub access_token_expire_minutes: i64,
     pub session_lifetime_days: i64,
+    /// MFA_STEP_UP_MINUTES (default 15, 1..=1440): how recent a second-factor check must
+    /// be for the sensitive changes of an account with a factor (DESIGN §14).
+    pub mfa_step_up_minutes: i64,
     pub password_hash: PasswordScheme,
     pub bcrypt_cost: u32,
     /// How many password hashes may be computed at once (each takes one core).
@@ -102,6 +109,10 @@ pub struct Config {
     /// Login throttle, Redis circuit, outbox lease, pruning.
     pub hardening: HardeningConfig,
     pub billing: BillingConfig,
+    /// Outgoing webhooks (DESIGN §16).
+    pub webhooks: WebhookConfig,
+    /// Issuer, audience, signing-key refresh and retirement (DESIGN §13).
+    pub jwt: JwtConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,13 +194,16 @@ impl Config {
         let default_db = format!("sqlite://{}/auth.db", data_dir.display());
         let database_url = normalize_database_url(&vars.or("DATABASE_URL", &default_db))?;
 
-        let algorithm = match vars.or("ALGORITHM", "HS256").to_ascii_uppercase().as_str() {
+        let algorithm = match vars.or("ALGORITHM", "ES256").to_ascii_uppercase().as_str() {
+            "ES256" => Algorithm::ES256,
+            "EDDSA" => Algorithm::EdDSA,
+            "RS256" => Algorithm::RS256,
             "HS256" => Algorithm::HS256,
             "HS384" => Algorithm::HS384,
             "HS512" => Algorithm::HS512,
             other => {
                 return Err(err(format!(
-                    "ALGORITHM={other:?}: use HS256, HS384 or HS512"
+                    "ALGORITHM={other:?}: use ES256, EdDSA, RS256, HS256, HS384 or HS512"
                 )))
             }
         };
@@ -207,8 +221,13 @@ impl Config {
             }
         };
         let bcrypt_cost: u32 = vars.parse("BCRYPT_COST", 12)?;
-        if !(4..=31).contains(&bcrypt_cost) {
-            return Err(err("BCRYPT_COST must be between 4 and 31"));
+        let costs = crate::domain::MIN_BCRYPT_COST..=crate::domain::MAX_BCRYPT_COST;
+        if !costs.contains(&bcrypt_cost) {
+            return Err(err(format!(
+                "BCRYPT_COST must be between {} and {}",
+                costs.start(),
+                costs.end()
+            )));
         }
         let access_token_expire_minutes: i64 = vars.parse("ACCESS_TOKEN_EXPIRE_MINUTES", 60)?;
         let session_lifetime_days: i64 = vars.parse("SESSION_LIFETIME_DAYS", 30)?;
@@ -216,6 +235,10 @@ impl Config {
             return Err(err(
                 "ACCESS_TOKEN_EXPIRE_MINUTES and SESSION_LIFETIME_DAYS must be at least 1",
             ));
+        }
+        let mfa_step_up_minutes: i64 = vars.parse("MFA_STEP_UP_MINUTES", 15)?;
+        if !(1..=1440).contains(&mfa_step_up_minutes) {
+            return Err(err("MFA_STEP_UP_MINUTES must be between 1 and 1440"));
         }
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -250,6 +273,7 @@ impl Config {
 
         let web = WebConfig::from_vars(&vars)?;
         let port = vars.parse("PORT", 8080)?;
+        let jwt = JwtConfig::from_vars(&vars, &web.own_address(port), access_token_expire_minutes)?;
         let config = Config {
             environment,
             secret_key: resolve_secret_key(vars.string("SECRET_KEY"), environment, &data_dir)?,
@@ -262,6 +286,7 @@ impl Config {
             algorithm,
             access_token_expire_minutes,
             session_lifetime_days,
+            mfa_step_up_minutes,
             password_hash,
             bcrypt_cost,
             hash_concurrency: vars.parse("PASSWORD_HASH_CONCURRENCY", cores)?.max(1),
@@ -293,6 +318,8 @@ impl Config {
             ops: OpsConfig::from_vars(&vars)?,
             hardening: HardeningConfig::from_vars(&vars)?,
             billing: BillingConfig::from_vars(&vars)?,
+            webhooks: WebhookConfig::from_vars(&vars)?,
+            jwt,
         };
         config.refuse_unsafe_production_settings()?;
         Ok(config)
@@ -304,6 +331,16 @@ impl Config {
         }
         if self.password_hash == PasswordScheme::Bcrypt && self.bcrypt_cost < 10 {
             return Err(err("ENVIRONMENT=production refuses BCRYPT_COST below 10"));
+        }
+        if self.mail.smtp.is_none() {
+            // Chosen over refusing to start: a first production trial without SMTP still
+            // runs, but nobody can miss that its mail goes to files, not to people.
+            eprintln!(
+                "WARNING: ENVIRONMENT=production without MAIL_SERVER: NO MAIL IS SENT. \
+                 Verification and reset links are written to files in {} instead; \
+                 set MAIL_SERVER to deliver them.",
+                self.data_dir.join("mail").display()
+            );
         }
         Ok(())
     }
@@ -341,6 +378,12 @@ fn checked_log_level(level: String) -> Result<String, ConfigError> {
 fn checked_redis_url(url: Option<String>) -> Result<Option<String>, ConfigError> {
     use redis::IntoConnectionInfo;
     match url {
+        Some(url) if crate::protection::sentinel::is_sentinel_url(&url) => {
+            match crate::protection::sentinel::parse(&url) {
+                Ok(_) => Ok(Some(url)),
+                Err(why) => Err(err(format!("REDIS_URL: {why}"))),
+            }
+        }
         Some(url) => match url.as_str().into_connection_info() {
             Ok(_) => Ok(Some(url)),
             Err(e) => Err(err(format!(
@@ -413,7 +456,7 @@ mod tests {
         assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8080));
         assert_eq!(c.password_hash, PasswordScheme::Argon2id);
         assert_eq!(c.bcrypt_cost, 12);
-        assert_eq!(c.algorithm, Algorithm::HS256);
+        assert_eq!(c.algorithm, Algorithm::ES256);
         assert_eq!(c.access_token_expire_minutes, 60);
         assert_eq!(c.session_lifetime_days, 30);
         assert!(c.require_email_verification);
@@ -473,7 +516,7 @@ mod tests {
         let k = "k".repeat(32);
         let e = config(&[("SECRET_KEY", &k), ("PORT", "eighty")]).unwrap_err();
         assert!(e.to_string().contains("PORT"));
-        assert!(config(&[("SECRET_KEY", &k), ("ALGORITHM", "RS256")]).is_err());
+        assert!(config(&[("SECRET_KEY", &k), ("ALGORITHM", "PS512")]).is_err());
         assert!(config(&[("SECRET_KEY", &k), ("BCRYPT_COST", "3")]).is_err());
     }
 }

@@ -59,6 +59,9 @@ pub enum AppError {
     },
     #[error("service unavailable")]
     Unavailable,
+    /// The disk under the database is full: writes refused until space returns (503).
+    #[error("storage full")]
+    StorageFull,
     /// A feature that is switched off by configuration (503 with its own code).
     #[error("{detail}")]
     Disabled { code: &'static str, detail: String },
@@ -129,7 +132,9 @@ impl AppError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable | Self::Disabled { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::StorageFull | Self::Disabled { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -156,6 +161,10 @@ impl From<StoreError> for AppError {
                 "A plan with this id or stripe_price_id already exists",
             ),
             StoreError::MissingReference => Self::user_not_found(),
+            StoreError::BalanceOverflow => Self::bad_request(
+                "balance_overflow",
+                "The balance cannot hold this many credits",
+            ),
             StoreError::InvalidData(e) => {
                 tracing::warn!(error = %e, "the database refused a value");
                 Self::validation(
@@ -172,6 +181,10 @@ impl From<StoreError> for AppError {
             StoreError::Unavailable(e) => {
                 tracing::error!(error = %e, "database unavailable");
                 Self::Unavailable
+            }
+            StoreError::StorageFull(e) => {
+                tracing::error!(error = %e, "database storage full: writes refused");
+                Self::StorageFull
             }
             StoreError::Other(e) => Self::Internal(e.into()),
         }
@@ -219,10 +232,23 @@ impl IntoResponse for AppError {
                 );
                 response
             }
-            Self::Unavailable => error_body(
-                status,
-                "service_unavailable",
-                "Service temporarily unavailable",
+            // Retry-After: a failover or a restart is over in seconds; a client retrying
+            // with the same reference_id is never charged twice.
+            Self::Unavailable => with_retry_after(
+                error_body(
+                    status,
+                    "service_unavailable",
+                    "Service temporarily unavailable",
+                ),
+                UNAVAILABLE_RETRY_SECS,
+            ),
+            Self::StorageFull => with_retry_after(
+                error_body(
+                    status,
+                    "storage_full",
+                    "Storage is full: changes are refused until space is freed; reads still work",
+                ),
+                STORAGE_FULL_RETRY_SECS,
             ),
             Self::Internal(err) => {
                 // The chain goes to the log (inside the request's span, so with its id);
@@ -232,4 +258,16 @@ impl IntoResponse for AppError {
             }
         }
     }
+}
+
+/// Seconds a client should wait after a 503 of a database that dropped or is switching.
+const UNAVAILABLE_RETRY_SECS: u64 = 1;
+/// Space comes back by an operator's hand: retry less eagerly.
+const STORAGE_FULL_RETRY_SECS: u64 = 30;
+
+fn with_retry_after(mut response: Response, secs: u64) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
 }

@@ -15,6 +15,7 @@ use crate::services::identity::OidcProviders;
 use crate::services::mail::MailComposer;
 use crate::services::passwords::PasswordService;
 use crate::services::tokens::TokenService;
+use crate::services::webhooks::Webhooks;
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -28,7 +29,8 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub passwords: PasswordService,
-    pub tokens: TokenService,
+    /// Signing keys, shared by the key refresher task.
+    pub tokens: Arc<TokenService>,
     pub mail: MailComposer,
     pub limiter: Limiter,
     /// Wakes this instance's outbox worker when a request queued mail, so it goes out
@@ -40,19 +42,29 @@ pub struct Shared {
     pub stripe: Option<StripeClient>,
     /// Credit changes of each account waiting to be committed together (group commit).
     pub credit_batches: Arc<CreditBatches>,
+    /// The bytes `/webhooks/stripe` may buffer at once, across all connections.
+    pub webhook_intake: crate::services::billing::intake::IntakeBudget,
+    /// Outgoing webhooks: endpoint management (DESIGN §16).
+    pub webhooks: Webhooks,
+    /// Wakes this instance's webhook worker (a test event, a retry).
+    pub webhook_wakeup: Arc<Notify>,
 }
 
 impl AppState {
     pub async fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let webhook_wakeup = Arc::new(Notify::new());
         Ok(Self(Arc::new(Shared {
+            webhooks: Webhooks::new(&config, store.clone(), webhook_wakeup.clone()),
+            webhook_wakeup,
             limiter: Limiter::new(&config).await,
             passwords: PasswordService::new(&config)?,
-            tokens: TokenService::new(&config),
+            tokens: TokenService::start(&config, store.clone()).await?,
             mail: MailComposer::new(&config.frontend_url)?,
             mail_wakeup: Arc::new(Notify::new()),
             identity: OidcProviders::start(&config.oidc)?,
             stripe: StripeClient::from_config(&config.billing)?,
             credit_batches: Arc::new(CreditBatches::new()),
+            webhook_intake: Default::default(),
             config: Arc::new(config),
             store,
         })))

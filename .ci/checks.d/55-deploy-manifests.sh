@@ -55,6 +55,8 @@ services:
       PUBLIC_URL: http://127.0.0.1:$PORT
 YAML
 
+# compose.yaml has no default SECRET_KEY (it refuses to start without one).
+export SECRET_KEY=${SECRET_KEY:-compose-check-$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')}
 echo "podman-compose config"
 "${COMPOSE[@]}" config >"$WORK/merged.yaml"
 for service in auth1 auth2 postgres redis mailpit nginx; do

@@ -19,6 +19,8 @@ pub struct HardeningConfig {
     pub prune_interval: Duration,
     /// Audit rows older than this many days are deleted; `None` keeps them forever.
     pub audit_retention_days: Option<i64>,
+    /// How often each instance marks credit holds past their expiry (DESIGN §15).
+    pub credit_expiry_interval: Duration,
 }
 
 impl HardeningConfig {
@@ -49,6 +51,10 @@ impl HardeningConfig {
                 vars.parse::<u64>("PRUNE_INTERVAL_SECONDS", 3_600)?.max(1),
             ),
             audit_retention_days: (retention > 0).then_some(retention),
+            credit_expiry_interval: Duration::from_millis(
+                vars.parse::<u64>("CREDIT_EXPIRY_INTERVAL_MS", 10_000)?
+                    .max(50),
+            ),
         })
     }
 }

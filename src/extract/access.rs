@@ -44,7 +44,8 @@ impl FromRequestParts<AppState> for AccessClaims {
         let token = bearer_token(&parts.headers)?;
         let claims = state
             .tokens
-            .decode_access(token)
+            .verify_access(token)
+            .await
             .ok_or_else(AppError::invalid_token)?;
         Ok(Self {
             user_id: claims.user_id().ok_or_else(AppError::invalid_token)?,
@@ -140,7 +141,7 @@ impl FromRequestParts<AppState> for Caller {
 /// Whether the request comes from an internal service: `true` for a configured key, a 401
 /// for any other key (a request that sends a key is judged by the key alone, never by a
 /// bearer token it may also carry), `false` when it sends none.
-fn internal_key(parts: &Parts, state: &AppState) -> Result<bool, AppError> {
+pub(crate) fn internal_key(parts: &Parts, state: &AppState) -> Result<bool, AppError> {
     match API_KEY_HEADERS
         .iter()
         .find_map(|name| parts.headers.get(*name))

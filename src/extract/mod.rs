@@ -4,9 +4,11 @@
 mod access;
 mod billing;
 pub mod body;
+mod internal;
 mod storable;
 
 pub use crate::caller::Caller;
 pub use access::{Admin, VerifiedUser};
 pub use billing::{BillingCaller, BillingQuery, NamesUser};
 pub use body::{AppJson, AppQuery, JsonOrForm, OptionalJson};
+pub use internal::InternalService;

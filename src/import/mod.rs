@@ -11,11 +11,10 @@
 
 mod source;
 
-use anyhow::Context;
-
-use crate::domain::{Email, Username};
+use crate::domain::{check_bcrypt_hash, is_storable, Email, Username, MAX_CREDITS_CENTS};
 use crate::services::audit;
-use crate::store::{self, Activity, CreditKind, NewCredit, NewUser, Store, UserFlags};
+use crate::services::credits::MAX_DESCRIPTION_CHARS;
+use crate::store::{self, Activity, CreditKind, NewCredit, NewUser, Store, User, UserFlags};
 
 pub use source::{SourceTransaction, SourceUser};
 
@@ -43,8 +42,18 @@ pub async fn import_fastapi(source_url: &str, target: &dyn Store) -> anyhow::Res
             import_transaction(target, target_id, t, &mut report).await?;
         }
         let original = match source.balance_of(user.id).await? {
-            Some(cents) => cents,
-            None => transactions.iter().map(|t| t.signed_cents()).sum(),
+            Some(Ok(cents)) => cents,
+            Some(Err(why)) => {
+                report.skipped.push(format!(
+                    "balance of user {}: {why} (left at the sum of the imported history)",
+                    user.id
+                ));
+                continue;
+            }
+            None => transactions
+                .iter()
+                .filter_map(|t| t.signed_cents().ok())
+                .sum(),
         };
         adjust_balance(target, target_id, user.id, original, &mut report).await?;
     }
@@ -75,33 +84,55 @@ async fn import_user(
             .push(format!("user {} ({:?}): {reason}", user.id, user.username));
         Ok(None)
     };
-    let username = match Username::parse(&user.username) {
+    let (Some(username), Some(email), Some(hash)) =
+        (&user.username, &user.email, &user.password_hash)
+    else {
+        return skip(report, "username, email or password hash is NULL".into());
+    };
+    let username = match Username::parse(username) {
         Ok(u) => u,
         Err(e) => return skip(report, format!("invalid username: {e}")),
     };
-    let email = match Email::parse(&user.email) {
+    let email = match Email::parse(email) {
         Ok(e) => e,
         Err(e) => return skip(report, format!("invalid email: {e}")),
     };
+    if let Err(why) = check_bcrypt_hash(hash) {
+        return skip(report, format!("password hash refused: {why}"));
+    }
     let by_name = target.user_by_username(&username.key()).await?;
     let by_email = target.user_by_email(email.as_str()).await?;
     match (by_name, by_email) {
         (Some(a), Some(b)) if a.id == b.id => {
-            report.users_existing += 1;
-            return Ok(Some(a.id));
+            // Same username and email is not enough: someone may have registered them here
+            // first. Only the account an earlier run created gets the original's credits.
+            if is_the_imported_account(target, &a, user.id, hash).await? {
+                report.users_existing += 1;
+                return Ok(Some(a.id));
+            }
+            return skip(
+                report,
+                format!(
+                    "conflict: account {} here has this username and email but was not \
+                     imported from the original (registered here, {}); nothing merged",
+                    a.id,
+                    if a.is_verified {
+                        "another password"
+                    } else {
+                        "unverified"
+                    }
+                ),
+            );
         }
         (Some(_), _) => return skip(report, "username taken by another account".into()),
         (None, Some(_)) => return skip(report, "duplicate email (another account has it)".into()),
         (None, None) => {}
     }
-    if !user.password_hash.starts_with("$2") {
-        return skip(report, "password hash is not bcrypt".into());
-    }
     let new_user = NewUser {
         username_key: username.key(),
         username: username.into(),
         email: email.into(),
-        password_hash: user.password_hash.clone(),
+        password_hash: hash.clone(),
         is_admin: user.is_admin,
         is_verified: user.is_verified,
         created_at: user.created_at.unwrap_or_else(store::now),
@@ -145,7 +176,24 @@ async fn import_transaction(
     t: &SourceTransaction,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let cents = t.signed_cents();
+    let cents = match t.signed_cents() {
+        Ok(cents) => cents,
+        Err(why) => {
+            report.skipped.push(format!("transaction {}: {why}", t.id));
+            return Ok(());
+        }
+    };
+    if let Some(d) = &t.description {
+        if d.chars().count() > MAX_DESCRIPTION_CHARS || !is_storable(d) {
+            report.skipped.push(format!(
+                "transaction {}: description of {} bytes is over {MAX_DESCRIPTION_CHARS} \
+                 characters or holds NUL",
+                t.id,
+                d.len()
+            ));
+            return Ok(());
+        }
+    }
     if cents == 0 {
         report
             .skipped
@@ -180,11 +228,18 @@ async fn import_transaction(
         audit::CREDITS_ADD
     };
     let details = serde_json::json!({ "imported_from": "fastapi", "original_id": t.id });
-    match target.apply_credit(&credit, &activity(event, Some(user_id), details)).await? {
-        Some(_) => report.transactions_written += 1,
+    match target
+        .apply_credit(&credit, &activity(event, Some(user_id), details))
+        .await
+    {
+        Ok(Some(_)) => report.transactions_written += 1,
+        Err(store::StoreError::InvalidData(e)) => report
+            .skipped
+            .push(format!("transaction {}: refused by the database: {e}", t.id)),
+        Err(e) => return Err(e.into()),
         // The original let balances drift (floats, races): a spend it allowed may not fit
         // here; the balance adjustment below makes the end balance equal anyway.
-        None => report.skipped.push(format!(
+        Ok(None) => report.skipped.push(format!(
             "transaction {}: spend larger than the balance at that point (balance adjusted instead)",
             t.id
         )),
@@ -228,10 +283,48 @@ async fn adjust_balance(
         audit::CREDITS_ADD
     };
     let details = serde_json::json!({ "imported_from": "fastapi", "balance_adjustment": true });
-    target
+    if diff.abs() > MAX_CREDITS_CENTS || original_cents < 0 {
+        report.skipped.push(format!(
+            "balance of user {original_user_id}: {original_cents} cents cannot be carried over \
+             (negative, or an adjustment over 1e12)"
+        ));
+        return Ok(());
+    }
+    match target
         .apply_credit(&credit, &activity(event, Some(user_id), details))
-        .await?
-        .with_context(|| format!("user {original_user_id}: could not set the balance"))?;
-    report.balances_adjusted += 1;
+        .await
+    {
+        Ok(Some(_)) => report.balances_adjusted += 1,
+        Ok(None) | Err(store::StoreError::InvalidData(_)) => report.skipped.push(format!(
+            "balance of user {original_user_id}: could not be set to {original_cents} cents"
+        )),
+        Err(e) => return Err(e.into()),
+    }
     Ok(())
+}
+
+/// True when `account` is the one an earlier run created for original user `original_id`:
+/// its first recorded event is that import's, or it still holds the original's hash (no
+/// signup here can produce the same bcrypt salt and hash). Anything else is someone else's
+/// account that happens to share the username and email.
+async fn is_the_imported_account(
+    target: &dyn Store,
+    account: &User,
+    original_id: i64,
+    original_hash: &str,
+) -> anyhow::Result<bool> {
+    if account.password_hash == original_hash {
+        return Ok(true);
+    }
+    let (_, total) = target.activities(Some(account.id), 0, 1).await?;
+    if total == 0 {
+        return Ok(false);
+    }
+    let (oldest, _) = target.activities(Some(account.id), total - 1, 1).await?;
+    Ok(oldest.first().is_some_and(|first| {
+        let details: serde_json::Value = serde_json::from_str(&first.details).unwrap_or_default();
+        first.event == audit::REGISTER
+            && details["imported_from"] == "fastapi"
+            && details["original_id"] == original_id
+    }))
 }

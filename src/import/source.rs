@@ -8,11 +8,14 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Row;
 
+use crate::domain::MAX_CREDITS_CENTS;
+
+/// A row as the original holds it: any column may be NULL or nonsense, the importer checks.
 pub struct SourceUser {
     pub id: i64,
-    pub username: String,
-    pub email: String,
-    pub password_hash: String,
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
     pub is_active: bool,
     pub is_verified: bool,
     pub is_admin: bool,
@@ -21,8 +24,9 @@ pub struct SourceUser {
 
 pub struct SourceTransaction {
     pub id: i64,
-    /// Cents as written, before the sign the type gives.
-    cents: i64,
+    /// Cents as written, before the sign the type gives; `Err` names a value that is not
+    /// a finite amount within the service's limits (NaN, ±1e300).
+    cents: Result<i64, String>,
     kind: String,
     pub description: Option<String>,
     pub created_at: Option<DateTime<Utc>>,
@@ -31,18 +35,19 @@ pub struct SourceTransaction {
 impl SourceTransaction {
     /// Positive for credits in, negative for credits out: by the type when it says so,
     /// else by the sign of the stored amount.
-    pub fn signed_cents(&self) -> i64 {
+    pub fn signed_cents(&self) -> Result<i64, String> {
+        let cents = self.cents.clone()?;
         let kind = self.kind.to_ascii_lowercase();
         let out = ["use", "debit", "spend", "deduct", "withdraw", "consume"]
             .iter()
             .any(|w| kind.contains(w));
-        if out {
-            -self.cents.abs()
+        Ok(if out {
+            -cents.abs()
         } else if kind.is_empty() {
-            self.cents
+            cents
         } else {
-            self.cents.abs()
-        }
+            cents.abs()
+        })
     }
 }
 
@@ -88,10 +93,21 @@ async fn first_table(pool: &PgPool, names: &[&str]) -> anyhow::Result<Option<(St
     Ok(None)
 }
 
-/// A decimal or float written as text ("10.5", "10.50", "1e2") in cents, rounded.
-fn cents_of(text: &str) -> Option<i64> {
-    let value = f64::from_str(text.trim()).ok()?;
-    value.is_finite().then(|| (value * 100.0).round() as i64)
+/// A decimal or float written as text ("10.5", "10.50", "1e2") in cents, rounded; `Err`
+/// for what the service could never hold: NaN, infinities, more than 1e12 either way.
+pub fn cents_of(text: &str) -> Result<i64, String> {
+    let invalid = || {
+        format!(
+            "amount {:?} is not a finite number within ±1e12",
+            text.trim()
+        )
+    };
+    let value = f64::from_str(text.trim()).map_err(|_| invalid())?;
+    let cents = value * 100.0;
+    if !cents.is_finite() || cents.abs() > MAX_CREDITS_CENTS as f64 {
+        return Err(invalid());
+    }
+    Ok(cents.round() as i64)
 }
 
 impl Source {
@@ -168,8 +184,8 @@ impl Source {
             .collect())
     }
 
-    /// The stored balance, when the original kept one.
-    pub async fn balance_of(&self, user_id: i64) -> anyhow::Result<Option<i64>> {
+    /// The stored balance, when the original kept one (`Err` when it is not an amount).
+    pub async fn balance_of(&self, user_id: i64) -> anyhow::Result<Option<Result<i64, String>>> {
         let Some((table, c)) = &self.balances else {
             return Ok(None);
         };
@@ -183,7 +199,7 @@ impl Source {
             .await?;
         Ok(row
             .and_then(|r| r.get::<Option<String>, _>(0))
-            .and_then(|t| cents_of(&t)))
+            .map(|t| cents_of(&t)))
     }
 
     /// Oldest first.
@@ -214,10 +230,12 @@ impl Source {
             .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            let amount: String = r.get(1);
+            let amount: Option<String> = r.get(1);
             out.push(SourceTransaction {
                 id: r.get(0),
-                cents: cents_of(&amount).unwrap_or(0),
+                cents: amount
+                    .as_deref()
+                    .map_or(Err("amount is NULL".into()), cents_of),
                 kind: r.get(2),
                 description: r.get(3),
                 created_at: r.get(4),

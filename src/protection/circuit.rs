@@ -79,6 +79,11 @@ impl RedisCircuit {
         if self.closed.swap(false, Ordering::AcqRel) {
             tracing::warn!(error = %error, "Redis unreachable: falling back to in-process limits");
         }
+        if super::sentinel::is_sentinel_url(&self.url) {
+            // The master may have changed (or been demoted: READONLY): ask the sentinels
+            // again on the next probe instead of reconnecting to the same address.
+            *self.counters.write().unwrap_or_else(|e| e.into_inner()) = None;
+        }
         self.start_probe();
     }
 

@@ -12,6 +12,7 @@ pub mod login;
 mod memory;
 pub mod middleware;
 mod redis;
+pub mod sentinel;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -45,7 +45,11 @@ return 1";
 
 impl RedisCounters {
     pub async fn connect(url: &str, timeout: Duration) -> redis::RedisResult<Self> {
-        let client = redis::Client::open(url)?;
+        let client = if super::sentinel::is_sentinel_url(url) {
+            super::sentinel::master_client(url).await?
+        } else {
+            redis::Client::open(url)?
+        };
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(timeout)
             .set_response_timeout(timeout)

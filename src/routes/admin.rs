@@ -22,6 +22,47 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users", get(list_users))
         .route("/admin/users/{username}", patch(update_user))
         .route("/admin/activity", get(activity))
+        .route(
+            "/admin/users/{username}/mfa",
+            axum::routing::delete(reset_mfa),
+        )
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MfaResetResponse {
+    message: String,
+    /// False when the account had no second factor (nothing changed).
+    removed: bool,
+}
+
+/// Removes every second factor of an account (a user who lost the app and the recovery
+/// codes); audited with the admin's id, and the user is mailed.
+#[utoipa::path(delete, path = "/admin/users/{username}/mfa", tag = "admin",
+    params(("username" = String, Path)), security(("bearer" = [])),
+    responses(
+        (status = 200, body = MfaResetResponse),
+        (status = 401, body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    ))]
+async fn reset_mfa(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Admin(admin): Admin,
+    Path(username): Path<String>,
+) -> Result<Json<MfaResetResponse>, AppError> {
+    let target = crate::services::account::account_named(&state, &username).await?;
+    let removed =
+        crate::services::mfa::admin_reset(&state, admin.user.id, &target, &client).await?;
+    let message = if removed {
+        "Two-step verification removed"
+    } else {
+        "The account had no two-step verification"
+    };
+    Ok(Json(MfaResetResponse {
+        message: message.into(),
+        removed,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]

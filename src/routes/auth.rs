@@ -100,7 +100,7 @@ pub struct LoginRequest {
         (LoginRequest = "application/json"),
     )),
     responses(
-        (status = 200, body = TokenPair),
+        (status = 200, description = "The token pair, or (second factor on the account) the mfa challenge and no token", body = auth::LoginOutcome),
         (status = 401, description = "Incorrect username or password", body = ErrorBody),
         (status = 403, description = "Account disabled", body = ErrorBody),
         (status = 422, description = "Missing fields"),
@@ -109,7 +109,7 @@ async fn login(
     State(state): State<AppState>,
     client: ClientInfo,
     JsonOrForm(req): JsonOrForm<LoginRequest>,
-) -> Result<([(HeaderName, HeaderValue); 2], Json<TokenPair>), AppError> {
+) -> Result<([(HeaderName, HeaderValue); 2], Json<auth::LoginOutcome>), AppError> {
     let identifier = req
         .username
         .or(req.email)

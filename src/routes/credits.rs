@@ -42,6 +42,21 @@ pub struct BalanceResponse {
     #[schema(value_type = f64, example = 10.5)]
     balance: Credits,
     updated_at: DateTime<Utc>,
+    /// What active holds reserve.
+    #[schema(value_type = f64, example = 5.0)]
+    held: f64,
+    /// balance − held: what /credits/use and new holds can take.
+    #[schema(value_type = f64, example = 5.5)]
+    available: f64,
+    /// The soonest-expiring grant's remainder; null while no credits expire.
+    next_expiry: Option<NextExpiry>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NextExpiry {
+    #[schema(value_type = f64)]
+    amount: f64,
+    expires_at: DateTime<Utc>,
 }
 
 #[utoipa::path(get, path = "/credits/balance", tag = "credits", params(AccountQuery),
@@ -61,12 +76,16 @@ async fn balance(
         Ok(query) => query,
         Err(bad) => return Err(reads::refuse_after_check(&state, &caller, bad).await),
     };
-    // One statement: the session check joined with the balance.
+    // One statement: the session check joined with the balance and its holds.
     let found = reads::balance(&state, &caller, query.user_id).await?;
+    let held = found.held;
     Ok(Json(BalanceResponse {
         user_id: found.user_id,
         balance: Credits::from_cents(found.cents),
         updated_at: found.updated_at,
+        held: Credits::from_cents(held).as_f64(),
+        available: Credits::from_cents(found.cents - held).as_f64(),
+        next_expiry: None,
     }))
 }
 

@@ -12,9 +12,11 @@ use tower::ServiceExt;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use super::admin_webhooks;
 use super::{
-    admin, auth, billing, credits, email_links, health, identities, metrics, oauth, plans,
-    sessions, test_info, users, webhooks, ErrorBody, MessageResponse,
+    admin, auth, billing, credit_holds, credits, email_links, health, identities, introspect,
+    metrics, mfa, oauth, plans, sessions, signing_keys, test_info, users, webhooks, wellknown,
+    ErrorBody, MessageResponse,
 };
 use crate::config::PasswordScheme;
 use crate::domain::MAX_PASSWORD_CHARS;
@@ -31,11 +33,18 @@ use crate::services::passwords::BCRYPT_MAX_BYTES;
         email_links::cancel_email_change, email_links::cancel_email_change_link,
         users::get_user, users::change_password, users::change_email, users::delete_user,
         credits::balance, credits::add, credits::use_credits, credits::transactions,
+        credit_holds::create_hold, credit_holds::capture_hold, credit_holds::release_hold,
+        credit_holds::get_hold, credit_holds::list_holds,
         sessions::list_sessions, sessions::revoke_session, sessions::logout_all, sessions::own_activity,
-        admin::list_users, admin::update_user, admin::activity,
+        admin::list_users, admin::update_user, admin::activity, admin::reset_mfa,
+        admin_webhooks::create_endpoint, admin_webhooks::list_endpoints, admin_webhooks::get_endpoint,
+        admin_webhooks::update_endpoint, admin_webhooks::delete_endpoint, admin_webhooks::rotate_secret,
+        admin_webhooks::deliveries, admin_webhooks::retry_delivery, admin_webhooks::send_test,
         health::health,
         oauth::providers, oauth::authorize, oauth::callback,
         identities::list_identities, identities::unlink_identity,
+        mfa::enroll, mfa::confirm, mfa::status, mfa::remove, mfa::regenerate, mfa::verify,
+        mfa::step_up,
         health::live,
         health::ready,
         metrics::scrape,
@@ -44,6 +53,8 @@ use crate::services::passwords::BCRYPT_MAX_BYTES;
         billing::payment_methods, billing::detach_payment_method, billing::events,
         webhooks::stripe_webhook,
         test_info::test_info,
+        wellknown::jwks, wellknown::openid_configuration, introspect::introspect,
+        signing_keys::list_keys, signing_keys::rotate_keys,
     ),
     components(schemas(ErrorBody, MessageResponse, TokenPair)),
     modifiers(&SecuritySchemes),

@@ -46,6 +46,9 @@ pub struct DatabaseCheck {
     /// `postgres` or `sqlite`.
     backend: String,
     latency_ms: f64,
+    /// `host:port` writes go to, when DATABASE_URL lists several hosts (failover).
+    #[schema(example = "127.0.0.1:55433")]
+    primary: Option<String>,
 }
 
 #[derive(utoipa::ToSchema)]
@@ -67,6 +70,7 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
     let database_ok = matches!(database, Ok(Ok(())));
     let redis = state.limiter.redis_status().await;
+    let primary = state.store.primary_host();
     let mut body = json!({
         "status": if database_ok { "ok" } else { "unavailable" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -79,6 +83,9 @@ async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             "redis": { "status": redis },
         },
     });
+    if let Some(primary) = primary {
+        body["checks"]["database"]["primary"] = json!(primary);
+    }
     let providers = state.identity.all();
     if !providers.is_empty() {
         // Not discovered yet (or not reachable): degraded, retried in the background;

@@ -1,21 +1,28 @@
 //! HTTP routes: one router per area, thin handlers that parse, call a service, shape the answer.
 
 pub mod admin;
+pub mod admin_webhooks;
 pub mod auth;
 pub mod billing;
+pub mod credit_holds;
 pub mod credits;
 pub mod docs;
 pub mod email_links;
 pub mod health;
 pub mod identities;
+pub mod introspect;
 pub mod metrics;
+pub mod mfa;
 pub mod oauth;
 mod openapi_contract;
+mod openapi_round_two;
 pub mod plans;
 pub mod sessions;
+pub mod signing_keys;
 pub mod test_info;
 pub mod users;
 pub mod webhooks;
+pub mod wellknown;
 
 use axum::Router;
 use serde::Serialize;
@@ -28,18 +35,24 @@ pub fn api() -> Router<AppState> {
     Router::new()
         .merge(auth::router())
         .merge(credits::router())
+        .merge(credit_holds::router())
         .merge(email_links::router())
         .merge(users::router())
         .merge(health::router())
         .merge(metrics::router())
         .merge(sessions::router())
         .merge(admin::router())
+        .merge(admin_webhooks::router())
         .merge(oauth::router())
         .merge(identities::router())
+        .merge(mfa::router())
         .merge(plans::router())
         .merge(billing::router())
         .merge(webhooks::router())
         .merge(test_info::router())
+        .merge(wellknown::router())
+        .merge(introspect::router())
+        .merge(signing_keys::router())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -74,4 +87,11 @@ pub fn page_limit(limit: Option<i64>) -> Result<i64, AppError> {
         ));
     }
     Ok(limit)
+}
+
+/// A numeric id from the path. Anything that is not one (a word, a number beyond i64) names
+/// nothing that exists: 404, as an unknown id, not the 400 of a failed path extraction.
+pub(crate) fn path_id(raw: &str) -> Result<i64, AppError> {
+    raw.parse()
+        .map_err(|_| AppError::not_found("No such resource"))
 }

@@ -150,6 +150,7 @@ async fn authorize(
                     detail: "Email not verified".into(),
                 });
             }
+            crate::services::step_up::require_recent_factor(&state, &current).await?;
             Intent::Link {
                 user_id: current.user.id,
             }
@@ -197,6 +198,8 @@ pub struct LinkedResponse {
 pub enum CallbackResponse {
     SignedIn(SignedInResponse),
     Linked(LinkedResponse),
+    /// The account has a second factor: finish with POST /auth/mfa/verify.
+    MfaRequired(crate::services::mfa::MfaChallenge),
 }
 
 fn check_param(name: &str, value: &str) -> Result<(), AppError> {
@@ -217,7 +220,7 @@ fn check_param(name: &str, value: &str) -> Result<(), AppError> {
     request_body = CallbackRequest,
     security((), ("bearer" = [])),
     responses(
-        (status = 200, body = CallbackResponse, description = "Login: a token pair and is_new_user; link: the identity"),
+        (status = 200, body = CallbackResponse, description = "Login: a token pair and is_new_user (or, for an account with a second factor, the mfa_required answer of POST /auth/login); link: the identity"),
         (status = 400, description = "`invalid_state` (unknown, expired, used, other provider) or `oauth_failed` (code refused, ID token invalid, email not verified by the provider)", body = ErrorBody),
         (status = 401, description = "Link without a valid bearer token", body = ErrorBody),
         (status = 403, description = "Account disabled, link finished by another account, or unverified", body = ErrorBody),
@@ -272,6 +275,7 @@ async fn callback(
         Completion::Linked { provider, email } => {
             CallbackResponse::Linked(LinkedResponse { provider, email })
         }
+        Completion::MfaRequired(challenge) => CallbackResponse::MfaRequired(challenge),
     };
     Ok(no_store(Json(body).into_response()))
 }

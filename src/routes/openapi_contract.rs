@@ -35,6 +35,28 @@ pub fn complete(doc: &mut Value) {
         }
     }
     tighten_request_schemas(doc);
+    super::openapi_round_two::complete(doc, &credits_schema());
+    split_login_form(doc);
+}
+
+/// The form and the JSON login get schemas of their own (same fields): openapi-python-client
+/// generates one body model per content type and, given the same model twice, sends every
+/// login as JSON and never the OAuth2 form.
+fn split_login_form(doc: &mut Value) {
+    let Some(login) = doc.pointer("/components/schemas/LoginRequest").cloned() else {
+        return;
+    };
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        schemas.insert("LoginForm".into(), login);
+    }
+    let form =
+        "/paths/~1auth~1login/post/requestBody/content/application~1x-www-form-urlencoded/schema";
+    if let Some(schema) = doc.pointer_mut(form) {
+        *schema = json!({"$ref": "#/components/schemas/LoginForm"});
+    }
 }
 
 fn add_components(doc: &mut Value) {
@@ -187,6 +209,19 @@ fn complete_operation(op: &mut Value) {
     }
 }
 
+/// Credits are exact cents: a JSON number or a decimal string, > 0, ≤ 1e12, at most two
+/// decimals (the number form cannot say "two decimals" reliably in JSON Schema).
+fn credits_schema() -> Value {
+    json!({
+        "description": "A number or a decimal string; greater than 0, at most 2 decimals, at most 1e12",
+        "oneOf": [
+            {"type": "number", "exclusiveMinimum": 0, "maximum": 1e12, "multipleOf": 0.01},
+            {"type": "string", "pattern": "^(0*[1-9][0-9]{0,11}(\\.[0-9]{1,2})?|0*1000000000000(\\.0{1,2})?|0+\\.(0[1-9]|[1-9][0-9]?))$"}
+        ],
+        "example": 10.5
+    })
+}
+
 /// Limits the server enforces that the derived schemas do not show.
 fn tighten_request_schemas(doc: &mut Value) {
     let Some(schemas) = doc
@@ -195,16 +230,7 @@ fn tighten_request_schemas(doc: &mut Value) {
     else {
         return;
     };
-    // Credits are exact cents: a JSON number or a decimal string, > 0, ≤ 1e12, at most two
-    // decimals (the number form cannot say "two decimals" reliably in JSON Schema).
-    let credits = json!({
-        "description": "A number or a decimal string; greater than 0, at most 2 decimals, at most 1e12",
-        "oneOf": [
-            {"type": "number", "exclusiveMinimum": 0, "maximum": 1e12, "multipleOf": 0.01},
-            {"type": "string", "pattern": "^(0*[1-9][0-9]{0,11}(\\.[0-9]{1,2})?|0*1000000000000(\\.0{1,2})?|0+\\.(0[1-9]|[1-9][0-9]?))$"}
-        ],
-        "example": 10.5
-    });
+    let credits = credits_schema();
     if let Some(amount) = schemas
         .get_mut("CreditRequest")
         .and_then(|s| s.pointer_mut("/properties/amount"))
@@ -216,12 +242,28 @@ fn tighten_request_schemas(doc: &mut Value) {
         .get_mut("LoginRequest")
         .and_then(Value::as_object_mut)
     {
-        // One of username or email names the account (the form sends username).
-        login.insert("required".into(), json!(["password"]));
+        // One plain object with both fields required, the shape of the OAuth2 password
+        // form: generators (openapi-python-client, openapi-typescript) turn an `anyOf` of
+        // partial objects into a body model without `password` or into types that let a
+        // login without one compile. JSON bodies may still send `email` instead of
+        // `username` (the original's clients do); the description says so.
         login.insert(
-            "anyOf".into(),
-            one_of_given(&["username", "email"], "string"),
+            "description".into(),
+            json!(
+                "OAuth2 password form (`username`, `password`), or the same as JSON. \
+                   `username` may be the account's email; JSON bodies may send `email` \
+                   in its place."
+            ),
         );
+        login.insert(
+            "properties".into(),
+            json!({
+                "username": {"type": "string", "minLength": 1, "maxLength": 320,
+                             "description": "The username or the email address."},
+                "password": {"type": "string", "minLength": 1, "maxLength": 1024},
+            }),
+        );
+        login.insert("required".into(), json!(["username", "password"]));
     }
     if let Some(refresh) = schemas
         .get_mut("RefreshRequest")
@@ -378,7 +420,12 @@ mod tests {
         );
         assert_eq!(
             schemas["LoginRequest"]["required"],
-            serde_json::json!(["password"])
+            serde_json::json!(["username", "password"])
+        );
+        assert!(schemas["LoginRequest"].get("anyOf").is_none());
+        assert_eq!(
+            schemas["LoginForm"]["required"],
+            schemas["LoginRequest"]["required"]
         );
         assert_eq!(schemas["UpdateUserRequest"]["minProperties"], 1);
         assert!(schemas["RefreshRequest"]["anyOf"].is_array());

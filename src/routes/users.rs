@@ -77,7 +77,7 @@ pub struct ChangePasswordRequest {
     responses(
         (status = 200, body = MessageResponse),
         (status = 401, description = "Wrong current password", body = ErrorBody),
-        (status = 403, description = "Another user's account, or email not verified", body = ErrorBody),
+        (status = 403, description = "Another user's account, email not verified, or `mfa_step_up_required` (an account with a second factor, none on this session in the last MFA_STEP_UP_MINUTES)", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 422, description = "Weak password"),
     ))]
@@ -125,7 +125,7 @@ pub struct ChangeEmailResponse {
         (status = 200, body = ChangeEmailResponse),
         (status = 400, description = "Address taken or unchanged", body = ErrorBody),
         (status = 401, description = "Wrong current password", body = ErrorBody),
-        (status = 403, body = ErrorBody),
+        (status = 403, description = "Another user's account, email not verified, or `mfa_step_up_required`", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 422, description = "Not an email address"),
     ))]
@@ -169,7 +169,7 @@ pub struct DeleteRequest {
     responses(
         (status = 200, body = MessageResponse),
         (status = 401, description = "Wrong password", body = ErrorBody),
-        (status = 403, body = ErrorBody),
+        (status = 403, description = "Not allowed, or `mfa_step_up_required` (deleting your own account with a second factor)", body = ErrorBody),
         (status = 404, body = ErrorBody),
         (status = 409, description = "The only active admin cannot delete their account (`last_admin`)", body = ErrorBody),
     ))]

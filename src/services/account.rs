@@ -239,6 +239,7 @@ pub async fn change_password(
     client: &ClientInfo,
 ) -> Result<(), AppError> {
     state.passwords.check_policy(new_password, "new_password")?;
+    crate::services::step_up::require_recent_factor(state, current).await?;
     if !state
         .passwords
         .verify(current_password, &current.user.password_hash)
@@ -273,6 +274,7 @@ pub async fn delete_account(
                 "missing",
             )
         })?;
+        crate::services::step_up::require_recent_factor(state, current).await?;
         if !state
             .passwords
             .verify(password, &target.password_hash)
@@ -287,6 +289,8 @@ pub async fn delete_account(
         client,
         json!({ "username": target.username, "by": current.user.id }),
     );
+    // A live subscription would go on charging the card of an account that is gone.
+    crate::services::billing::cancel_before_deletion(state, target.id).await?;
     if !state.store.delete_user(target.id, &activity).await? {
         return Err(AppError::user_not_found());
     }

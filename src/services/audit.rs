@@ -24,9 +24,18 @@ pub const ACCOUNT_DELETE: &str = "account_delete";
 pub const SESSION_REVOKE: &str = "session_revoke";
 pub const CREDITS_ADD: &str = "credits_add";
 pub const CREDITS_USE: &str = "credits_use";
+pub const CREDITS_HOLD: &str = "credits_hold";
+pub const CREDITS_HOLD_CAPTURE: &str = "credits_hold_capture";
+pub const CREDITS_HOLD_RELEASE: &str = "credits_hold_release";
+pub use crate::store::HOLD_EXPIRED_EVENT as CREDITS_HOLD_EXPIRED;
 pub const ADMIN_UPDATE: &str = "admin_update";
 pub const IDENTITY_LINKED: &str = "identity_linked";
 pub const IDENTITY_UNLINKED: &str = "identity_unlinked";
+pub const MFA_ENROLLED: &str = "mfa_enrolled";
+pub const MFA_REMOVED: &str = "mfa_removed";
+pub const MFA_VERIFIED: &str = "mfa_verified";
+pub const MFA_FAILED: &str = "mfa_failed";
+pub const RECOVERY_CODE_USED: &str = "recovery_code_used";
 
 /// An event of `user_id` (when known) from `client`, happening now.
 pub fn activity(

@@ -10,7 +10,7 @@ use crate::domain::{Email, Password, Username};
 use crate::error::AppError;
 use crate::services::audit;
 use crate::services::mail::VERIFY_LINK_HOURS;
-use crate::services::tokens::{hash_token, new_opaque_token, Claims};
+use crate::services::tokens::{hash_token, new_opaque_token, Assurance, Claims};
 use crate::state::AppState;
 use crate::store::{
     now, CallerRow, NewSession, NewUser, RefreshRead, Session, TokenGrant, TokenPurpose, User,
@@ -77,6 +77,15 @@ pub async fn register(
     Ok((user, tokens))
 }
 
+/// What a correct password gives: the token pair, or (on an account with a second factor)
+/// the challenge of the second step and no token.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginOutcome {
+    Tokens(TokenPair),
+    MfaRequired(crate::services::mfa::MfaChallenge),
+}
+
 /// `identifier` is a username or an email address. Unknown users and wrong passwords get
 /// the same answer after the same work.
 pub async fn login(
@@ -84,7 +93,7 @@ pub async fn login(
     identifier: &str,
     password: &str,
     client: &ClientInfo,
-) -> Result<TokenPair, AppError> {
+) -> Result<LoginOutcome, AppError> {
     let result = check_login(state, identifier, password, client).await;
     let outcome = match &result {
         Ok(_) => "success",
@@ -102,7 +111,7 @@ async fn check_login(
     identifier: &str,
     password: &str,
     client: &ClientInfo,
-) -> Result<TokenPair, AppError> {
+) -> Result<LoginOutcome, AppError> {
     let identifier = identifier.trim().to_lowercase();
     // Counted before the password is checked (see protection/login.rs): parallel guesses
     // cannot all be tried. The key is the name as typed, so the answer never tells which
@@ -153,7 +162,18 @@ async fn check_login(
     if state.passwords.needs_rehash(&user.password_hash) {
         upgrade_hash(state, &user, password, client).await;
     }
-    start_session(state, &user, client, Some(audit::LOGIN_SUCCESS)).await
+    if let Some(challenge) = crate::services::mfa::challenge_for(
+        state,
+        &user,
+        crate::services::mfa::FirstFactor::Password,
+    )
+    .await?
+    {
+        return Ok(LoginOutcome::MfaRequired(challenge));
+    }
+    start_session(state, &user, client, Some(audit::LOGIN_SUCCESS))
+        .await
+        .map(LoginOutcome::Tokens)
 }
 
 /// Re-hashes with today's scheme and cost. Best effort: a failure only means we try again
@@ -210,7 +230,7 @@ pub async fn start_session(
     event: Option<&'static str>,
 ) -> Result<TokenPair, AppError> {
     let activity = event.map(|event| audit::plain(event, Some(user.id), client));
-    start_session_recording(state, user, client, activity).await
+    start_session_recording(state, user, client, activity, &Assurance::password()).await
 }
 
 /// Starts a session and records `activity` (with its details) in the same transaction.
@@ -219,6 +239,7 @@ pub async fn start_session_recording(
     user: &User,
     client: &ClientInfo,
     activity: Option<crate::store::Activity>,
+    assurance: &Assurance,
 ) -> Result<TokenPair, AppError> {
     let created_at = now();
     let refresh_token = new_opaque_token();
@@ -230,6 +251,9 @@ pub async fn start_session_recording(
         expires_at: created_at + state.config.session_lifetime(),
         ip: client.ip.clone(),
         user_agent: client.user_agent.clone(),
+        assurance: assurance.to_stored(),
+        // A sign-in that passed a second factor counts as a fresh step-up.
+        second_factor_at: (assurance.aal == "aal2").then_some(created_at),
     };
     state
         .store
@@ -242,6 +266,7 @@ pub async fn start_session_recording(
         session.expires_at,
         refresh_token,
         created_at,
+        assurance,
     )
 }
 
@@ -252,10 +277,11 @@ fn pair(
     session_expires_at: DateTime<Utc>,
     refresh_token: String,
     now: DateTime<Utc>,
+    assurance: &Assurance,
 ) -> Result<TokenPair, AppError> {
     let access = state
         .tokens
-        .issue_access(user, session_id, session_expires_at, now)?;
+        .issue_access(user, session_id, session_expires_at, now, assurance)?;
     Ok(TokenPair {
         access_token: access.token,
         token_type: "bearer",
@@ -268,7 +294,8 @@ fn pair(
 pub async fn authenticate(state: &AppState, bearer: &str) -> Result<CurrentUser, AppError> {
     let claims = state
         .tokens
-        .decode_access(bearer)
+        .verify_access(bearer)
+        .await
         .ok_or_else(AppError::invalid_token)?;
     let (session, user) = live_session(state, &claims).await?;
     Ok(seen(state, session, user))
@@ -312,10 +339,14 @@ fn seen(state: &AppState, session: Session, user: User) -> CurrentUser {
     CurrentUser {
         user,
         session_id: session.id,
+        second_factor_at: session.second_factor_at,
     }
 }
 
-async fn live_session(state: &AppState, claims: &Claims) -> Result<(Session, User), AppError> {
+pub(crate) async fn live_session(
+    state: &AppState,
+    claims: &Claims,
+) -> Result<(Session, User), AppError> {
     let user_id = claims.user_id().ok_or_else(AppError::invalid_token)?;
     let found = state.store.session_with_user(&claims.sid).await?;
     check_session(user_id, found)
@@ -419,7 +450,16 @@ async fn rotate(
         // Lost a race with a concurrent refresh or a revocation.
         return Err(AppError::invalid_token());
     }
-    pair(state, user, &session.id, session.expires_at, new_token, now)
+    // A refreshed token keeps how the session was started (aal2 after a second factor).
+    pair(
+        state,
+        user,
+        &session.id,
+        session.expires_at,
+        new_token,
+        now,
+        &Assurance::from_stored(&session.assurance),
+    )
 }
 
 /// The original service's form: an unexpired access token buys a new pair for its session.
@@ -429,7 +469,8 @@ pub async fn refresh_with_access_token(
 ) -> Result<TokenPair, AppError> {
     let claims = state
         .tokens
-        .decode_access(access_token)
+        .verify_access(access_token)
+        .await
         .ok_or_else(AppError::invalid_token)?;
     let (session, user) = live_session(state, &claims).await?;
     rotate(state, &session, &user, now()).await

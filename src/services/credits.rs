@@ -3,6 +3,7 @@
 //! one account that arrive together are committed together (group commit, `batch`).
 
 mod batch;
+pub mod holds;
 
 pub use batch::CreditBatches;
 
@@ -74,7 +75,7 @@ pub struct Applied {
     pub replayed: bool,
 }
 
-async fn ensure_user(store: &dyn Store, user_id: i64) -> Result<(), AppError> {
+pub(crate) async fn ensure_user(store: &dyn Store, user_id: i64) -> Result<(), AppError> {
     store
         .user_by_id(user_id)
         .await?
@@ -223,7 +224,7 @@ fn answer(outcome: BatchOutcome) -> Result<Applied, AppError> {
     }
 }
 
-fn insufficient() -> AppError {
+pub(crate) fn insufficient() -> AppError {
     AppError::bad_request("insufficient_credits", "Insufficient credits")
 }
 
@@ -234,14 +235,18 @@ fn overflow() -> AppError {
     )
 }
 
-fn reference_conflict() -> AppError {
+pub(crate) fn reference_conflict() -> AppError {
     AppError::conflict(
         "idempotency_conflict",
         "reference_id was already used with a different amount",
     )
 }
 
-fn check_text(field: &str, value: Option<&str>, max_chars: usize) -> Result<(), AppError> {
+pub(crate) fn check_text(
+    field: &str,
+    value: Option<&str>,
+    max_chars: usize,
+) -> Result<(), AppError> {
     match value {
         Some("") => Err(AppError::validation(
             "body",

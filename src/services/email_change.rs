@@ -37,6 +37,7 @@ pub async fn request_change(
     client: &ClientInfo,
 ) -> Result<String, AppError> {
     let user = &current.user;
+    crate::services::step_up::require_recent_factor(state, current).await?;
     if !state
         .passwords
         .verify(current_password, &user.password_hash)
@@ -95,7 +96,11 @@ pub async fn confirm(state: &AppState, token: &str, client: &ClientInfo) -> Resu
         .confirm_email_change(&hash_token(token), now(), &activity)
         .await
     {
-        Ok(done) => Ok(done.is_some()),
+        Ok(Some(user_id)) => {
+            crate::services::billing::sync_customer_email(state, user_id).await;
+            Ok(true)
+        }
+        Ok(None) => Ok(false),
         Err(StoreError::EmailTaken) => Err(email_taken()),
         Err(e) => Err(e.into()),
     }

@@ -11,7 +11,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::OnceCell;
 
 use crate::config::{Config, PasswordScheme};
-use crate::domain::Password;
+use crate::domain::{check_bcrypt_hash, Password};
 use crate::error::AppError;
 use crate::services::hasher_pool::{HasherPool, Scratch};
 
@@ -72,7 +72,18 @@ impl PasswordService {
     }
 
     /// Checks `password` against a stored hash of either scheme.
+    /// A hash that is neither argon2 nor a well-formed bcrypt hash within the service's cost
+    /// limits (DESIGN §4) is never handed to the hasher: it is answered "wrong" after the
+    /// dummy verification, so it costs what an unknown user costs, no less and no more.
     pub async fn verify(&self, password: &str, stored_hash: &str) -> anyhow::Result<bool> {
+        if !stored_hash.starts_with("$argon2") && check_bcrypt_hash(stored_hash).is_err() {
+            self.verify_dummy(password).await?;
+            return Ok(false);
+        }
+        self.verify_trusted(password, stored_hash).await
+    }
+
+    async fn verify_trusted(&self, password: &str, stored_hash: &str) -> anyhow::Result<bool> {
         self.verifications.fetch_add(1, Ordering::Relaxed);
         let plain = password.to_owned();
         let stored = stored_hash.to_owned();
@@ -89,7 +100,7 @@ impl PasswordService {
                 self.run_blocking(move |_| hash_with(scheme, cost, "dummy password for timing"))
             })
             .await?;
-        self.verify(password, dummy).await?;
+        self.verify_trusted(password, dummy).await?;
         Ok(())
     }
 
@@ -215,6 +226,41 @@ mod tests {
 
     fn pw(s: &str) -> Password {
         Password::parse(s.to_owned()).unwrap()
+    }
+
+    /// A malformed or over-cost hash answers "wrong" after the dummy's work: never sooner
+    /// than an unknown user (which would tell a guesser the account exists), never later.
+    #[tokio::test]
+    async fn malformed_hashes_cost_the_dummy_verification() {
+        let svc = service("bcrypt", "10");
+        svc.verify_dummy("warm up").await.unwrap();
+        let timed = |stored: &'static str| {
+            let svc = &svc;
+            async move {
+                let started = std::time::Instant::now();
+                for _ in 0..3 {
+                    assert!(!svc.verify("guess", stored).await.unwrap());
+                }
+                started.elapsed()
+            }
+        };
+        let started = std::time::Instant::now();
+        for _ in 0..3 {
+            svc.verify_dummy("guess").await.unwrap();
+        }
+        let unknown_user = started.elapsed();
+        for stored in [
+            "$2b$12$tooshort",
+            "$2$",
+            "not a hash",
+            "$2b$31$abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0",
+        ] {
+            let took = timed(stored).await;
+            assert!(
+                took * 2 > unknown_user && took < unknown_user * 4,
+                "{stored}: {took:?} against the dummy's {unknown_user:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -71,6 +71,8 @@ pub struct Balance {
     pub user_id: i64,
     pub cents: i64,
     pub updated_at: DateTime<Utc>,
+    /// Cents reserved by active holds.
+    pub held: i64,
 }
 
 /// GET /credits/balance: 0 (as of the account's creation) while it never had credits.
@@ -92,6 +94,7 @@ pub async fn balance(
         user_id,
         cents,
         updated_at,
+        held: account.held,
     })
 }
 

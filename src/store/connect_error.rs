@@ -12,6 +12,17 @@ pub fn describe_url(url: &str) -> String {
     if url.starts_with("sqlite:") {
         return url.to_owned();
     }
+    if let Ok(hosts) = super::pg_hosts::parse(url) {
+        if hosts.hosts.len() > 1 {
+            let o = &hosts.hosts[0].options;
+            return format!(
+                "postgres://{}@{}/{}",
+                o.get_username(),
+                hosts.names(),
+                o.get_database().unwrap_or(o.get_username())
+            );
+        }
+    }
     match PgConnectOptions::from_str(url) {
         Ok(o) => format!(
             "postgres://{}@{}:{}/{}",
@@ -27,6 +38,10 @@ pub fn describe_url(url: &str) -> String {
 /// The connection error as the operator should read it. A pool that timed out hides
 /// the reason (refused, wrong password, …): one direct attempt, bounded, recovers it.
 pub async fn explain(url: &str, error: &anyhow::Error) -> anyhow::Error {
+    // The multi-host path words its own message (each host and what it answered).
+    if error.to_string().starts_with("DATABASE_URL:") {
+        return anyhow::anyhow!("{error:#}");
+    }
     let timed_out = error.chain().any(|e| {
         matches!(
             e.downcast_ref::<sqlx::Error>(),
@@ -64,6 +79,21 @@ pub async fn explain(url: &str, error: &anyhow::Error) -> anyhow::Error {
     anyhow::anyhow!(
         "DATABASE_URL: cannot connect to PostgreSQL at {target} (database {database:?}): {cause}"
     )
+}
+
+/// The cause of one connection failure, in words.
+pub fn cause_of_sqlx(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Io(io) => io_cause(io),
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            Some("3D000") => "the database does not exist".to_owned(),
+            Some("28P01") | Some("28000") => {
+                "authentication failed (user or password refused)".to_owned()
+            }
+            _ => db.message().to_owned(),
+        },
+        other => other.to_string(),
+    }
 }
 
 fn cause_of(error: &anyhow::Error) -> String {

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use super::{Activity, CreditTransaction, NewCredit, StoreError, StoreResult};
+use super::{Activity, CreditKind, CreditTransaction, NewCredit, StoreError, StoreResult};
 
 /// One change of a batch, with the audit row it writes when it is applied.
 #[derive(Debug, Clone)]
@@ -61,8 +61,20 @@ impl BatchPlan {
     /// ledger (`existing`, rows of this user) and the changes before it in the batch —
     /// then the balance rules (a debit needs the running balance to cover it; an
     /// addition must fit in 64 bits).
+    #[cfg(test)]
     pub fn new(
         opening_balance: i64,
+        existing: &[CreditTransaction],
+        batch: &[BatchCredit],
+    ) -> Self {
+        Self::with_held(opening_balance, 0, existing, batch)
+    }
+
+    /// As `new`, with `held` cents reserved by active holds: a use (`credit_used`) spends
+    /// only what is available (balance − held); refunds are not limited by holds.
+    pub fn with_held(
+        opening_balance: i64,
+        held: i64,
         existing: &[CreditTransaction],
         batch: &[BatchCredit],
     ) -> Self {
@@ -98,8 +110,9 @@ impl BatchPlan {
                     continue;
                 }
             }
+            let reserved = if c.kind == CreditKind::Used { held } else { 0 };
             let after = if c.kind.debits() {
-                (balance >= c.amount).then(|| balance - c.amount)
+                (balance - reserved >= c.amount).then(|| balance - c.amount)
             } else {
                 balance.checked_add(c.amount)
             };
@@ -191,7 +204,7 @@ impl BatchPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{now, CreditKind};
+    use crate::store::now;
 
     fn change(kind: CreditKind, cents: i64, reference: Option<&str>) -> BatchCredit {
         BatchCredit {

@@ -7,14 +7,21 @@
 mod billing_models;
 pub mod connect_error;
 mod credit_batch;
+pub(crate) mod fault;
+mod holds;
 mod identities;
+mod mfa;
 mod models;
 mod open;
+mod pg_failover;
+pub mod pg_hosts;
 mod postgres;
 mod reads;
+mod signing_keys;
 mod sql;
 mod sqlite;
 mod wait;
+mod webhooks;
 
 use std::time::Duration;
 
@@ -23,12 +30,16 @@ use chrono::{DateTime, Utc};
 
 pub use billing_models::*;
 pub use credit_batch::{BatchCredit, BatchOutcome};
+pub use holds::*;
 pub use identities::*;
+pub use mfa::*;
 pub use models::*;
 pub use open::{connect, connect_and_migrate};
 pub use postgres::PgStore;
 pub use reads::*;
+pub use signing_keys::*;
 pub use sqlite::{unapplied_migrations as sqlite_unapplied_migrations, SqliteStore};
+pub use webhooks::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,12 +64,18 @@ pub enum StoreError {
     /// edges refuse such input before it gets here, this is the net below them.
     #[error("value refused by the database: {0}")]
     InvalidData(sqlx::Error),
+    /// A grant would take a balance past what 64 bits hold; nothing was changed.
+    #[error("the balance cannot hold this many credits")]
+    BalanceOverflow,
     /// The last active admin cannot be removed (nobody could administer the service).
     #[error("the last active admin cannot be removed")]
     LastAdmin,
     /// The database could not be reached or timed out; answered 503, not 500.
     #[error("database unavailable: {0}")]
     Unavailable(sqlx::Error),
+    /// The volume under SQLite is full (SQLITE_FULL): writes wait for space, reads go on.
+    #[error("storage full: {0}")]
+    StorageFull(sqlx::Error),
     #[error(transparent)]
     Other(sqlx::Error),
 }
@@ -98,6 +115,9 @@ impl From<sqlx::Error> for StoreError {
             if code.starts_with("22") {
                 return Self::InvalidData(err);
             }
+            if let Some(kind) = fault::classify(&code, db.message()) {
+                return kind.into_error(err);
+            }
             let refused = code.starts_with("08")
                 || matches!(
                     code.as_str(),
@@ -110,7 +130,14 @@ impl From<sqlx::Error> for StoreError {
             }
         }
         match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => {
+                // The connection broke under the request (reset, killed server): maybe a
+                // failover; the watcher of a multi-host pool looks at once.
+                pg_failover::report_trouble();
                 Self::Unavailable(err)
             }
             other => Self::Other(other),
@@ -128,11 +155,15 @@ pub trait Store:
     + LifecycleStore
     + MailStore
     + CreditStore
+    + HoldStore
     + ActivityStore
     + BillingStore
     + IdentityStore
+    + MfaStore
     + ReadStore
+    + SigningKeyStore
     + PoolStore
+    + WebhookStore
 {
 }
 
@@ -142,11 +173,15 @@ impl<T> Store for T where
         + LifecycleStore
         + MailStore
         + CreditStore
+        + HoldStore
         + ActivityStore
         + BillingStore
         + IdentityStore
+        + MfaStore
         + ReadStore
+        + SigningKeyStore
         + PoolStore
+        + WebhookStore
 {
 }
 
@@ -161,6 +196,10 @@ pub struct PoolConnections {
 
 pub trait PoolStore: Send + Sync + 'static {
     fn pool_connections(&self) -> PoolConnections;
+    /// `host:port` writes go to, when DATABASE_URL lists several hosts (failover).
+    fn primary_host(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Users, emailed tokens and the schema itself. Methods that change something
@@ -262,6 +301,8 @@ pub trait AccountStore: Send + Sync + 'static {
 /// Login sessions: what every access token and browser cookie is checked against.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
+    /// Records that the live session `session_id` just proved a second factor (a step-up).
+    async fn mark_second_factor(&self, session_id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
     async fn create_session(
         &self,
         session: &NewSession,

@@ -37,6 +37,10 @@ pub struct Session {
     pub revoked_at: Option<DateTime<Utc>>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// How its sign-in was proved, as stored: aal then the amr methods ("aal2 pwd otp").
+    pub assurance: String,
+    /// When it last proved a second factor (its sign-in or a step-up).
+    pub second_factor_at: Option<DateTime<Utc>>,
 }
 
 impl Session {
@@ -54,6 +58,8 @@ pub struct NewSession {
     pub expires_at: DateTime<Utc>,
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    pub assurance: String,
+    pub second_factor_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! PostgreSQL: the production backend. Many instances may share one database.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -9,6 +10,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 
 use super::credit_batch::BatchPlan;
+use super::sql::holds::{impl_hold_store, HELD_SUM, HOLD_COLUMNS, HOLD_STATUS_FILTER};
 use super::sql::{
     claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
     impl_credit_store, impl_identity_store, impl_lifecycle_store, impl_mail_store,
@@ -17,6 +19,10 @@ use super::sql::{
     LOCK_BALANCE, PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
+// Outgoing webhooks (DESIGN §16).
+use super::sql::{
+    claim_webhooks_sql, credit_events_cte, insert_event, DELIVERY_COLUMNS, ENDPOINT_COLUMNS,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -24,8 +30,16 @@ static MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 /// (sqlx's default pings before every use: a second round trip per statement).
 pub(super) const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
+/// `idle_in_transaction_session_timeout` of the service's sessions: the backstop should a
+/// transaction ever be left open between statements (none of ours waits on anything but
+/// the database inside one, so a few milliseconds is the norm). PostgreSQL then ends the
+/// session, releasing its locks; the pool drops the dead connection at its next use.
+pub const IDLE_IN_TRANSACTION_TIMEOUT: &str = "15s";
+
 pub struct PgStore {
     pool: PgPool,
+    /// Set for a multi-host DATABASE_URL: the watcher that follows the primary.
+    failover: Option<Arc<super::pg_failover::Failover>>,
 }
 
 impl PgStore {
@@ -33,6 +47,9 @@ impl PgStore {
 
     /// `SKIP LOCKED` lets several instances' workers claim disjoint batches without waiting.
     const CLAIM_MAIL: &'static str = claim_mail_sql!("FOR UPDATE SKIP LOCKED");
+
+    /// Due webhook deliveries, leased (see `claim_webhooks_sql!`).
+    const CLAIM_WEBHOOKS: &'static str = claim_webhooks_sql!("FOR UPDATE SKIP LOCKED");
 
     /// Row locks for a read-then-write in one transaction.
     const LOCK_ROWS: &'static str = "FOR UPDATE";
@@ -51,17 +68,47 @@ impl PgStore {
     );
 
     pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Self> {
-        let options = PgConnectOptions::from_str(url)?
-            .application_name("auth-service")
-            .disable_statement_logging();
+        // A multi-host URL (failover) gets a pool pointed at the host probing chose.
+        let failover = super::pg_failover::open(url).await?;
+        let options = match &failover {
+            Some(f) => f.current_options(),
+            None => PgConnectOptions::from_str(url)?,
+        }
+        .application_name("auth-service")
+        .options([(
+            "idle_in_transaction_session_timeout",
+            IDLE_IN_TRANSACTION_TIMEOUT,
+        )])
+        .disable_statement_logging();
+        let watched = failover.as_ref().map(Arc::downgrade);
+        let checked = watched.clone();
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(5))
             // A read is one round trip: no ping before each statement on a connection in
             // steady use, only on one that sat idle (the server may have gone meanwhile).
             .test_before_acquire(false)
-            .before_acquire(|conn, meta| {
+            .after_connect(move |conn, _meta| {
+                let checked = checked.clone();
                 Box::pin(async move {
+                    match checked.and_then(|w| w.upgrade()) {
+                        Some(f) if f.writable_only() => {
+                            super::pg_failover::refuse_read_only(conn).await
+                        }
+                        _ => Ok(()),
+                    }
+                })
+            })
+            .before_acquire(move |conn, meta| {
+                let watched = watched.clone();
+                Box::pin(async move {
+                    // Opened before a failover switch: maybe to the old primary; drop it.
+                    let stale = watched
+                        .and_then(|w| w.upgrade())
+                        .is_some_and(|f| f.predates_switch(meta.age));
+                    if stale {
+                        return Ok(false);
+                    }
                     if meta.idle_for > PING_WHEN_IDLE_FOR {
                         sqlx::Connection::ping(conn).await?;
                     }
@@ -70,7 +117,10 @@ impl PgStore {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        if let Some(f) = &failover {
+            f.attach(pool.clone());
+        }
+        Ok(Self { pool, failover })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -100,8 +150,9 @@ impl PgStore {
              description, balance_after, created_at) SELECT $1, $2, $6, $3, $4, balance, $5 FROM changed \
              RETURNING {CREDIT_COLUMNS}), \
              audited AS (INSERT INTO user_activity (user_id, event, ip, user_agent, details, created_at) \
-             SELECT $1, $7, $8, $9, $10, $5 FROM recorded) \
-             SELECT {CREDIT_COLUMNS} FROM recorded"
+             SELECT $1, $7, $8, $9, $10, $5 FROM recorded){events} \
+             SELECT {CREDIT_COLUMNS} FROM recorded",
+            events = credit_events_cte!()
         );
         Ok(sqlx::query_as(&sql)
             .bind(c.user_id)
@@ -185,8 +236,9 @@ impl PgStore {
              SELECT $1, a.event, a.ip, a.user_agent, a.details, a.created_at \
              FROM UNNEST($8::TEXT[], $9::TEXT[], $10::TEXT[], $11::TEXT[], $12::TIMESTAMPTZ[]) \
              WITH ORDINALITY AS a(event, ip, user_agent, details, created_at, n) ORDER BY a.n), \
-             balanced AS (UPDATE credit_balances SET balance = $13, updated_at = $14 WHERE user_id = $1) \
-             SELECT {CREDIT_COLUMNS} FROM recorded ORDER BY id"
+             balanced AS (UPDATE credit_balances SET balance = $13, updated_at = $14 WHERE user_id = $1){events} \
+             SELECT {CREDIT_COLUMNS} FROM recorded ORDER BY id",
+            events = credit_events_cte!()
         );
         Ok(sqlx::query_as(&sql)
             .bind(user_id)
@@ -224,14 +276,26 @@ impl PoolStore for PgStore {
             max: self.pool.options().get_max_connections(),
         }
     }
+
+    fn primary_host(&self) -> Option<String> {
+        self.failover.as_ref().map(|f| f.primary())
+    }
 }
 
 impl_account_store!(PgStore, MIGRATOR);
 impl_mail_store!(PgStore, MIGRATOR);
 impl_credit_store!(PgStore, MIGRATOR);
+impl_hold_store!(PgStore);
 impl_activity_store!(PgStore, MIGRATOR);
 impl_identity_store!(PgStore);
+super::sql::impl_mfa_store!(PgStore);
+super::sql::impl_signing_key_store!(
+    PgStore,
+    sqlx::Postgres,
+    "LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE"
+);
 impl_lifecycle_store!(PgStore);
 impl_session_store!(PgStore);
+super::sql::impl_webhook_store!(PgStore);
 impl_billing_store!(PgStore, sqlx::PgConnection);
 super::sql::impl_read_store!(PgStore, sqlx::postgres::PgRow);

@@ -32,6 +32,8 @@ pub struct AccountBalance {
     pub user_created_at: DateTime<Utc>,
     /// `(cents, updated_at)`; `None` while the user never had credits.
     pub balance: Option<(i64, DateTime<Utc>)>,
+    /// Cents reserved by the account's active (unexpired) holds.
+    pub held: i64,
 }
 
 /// GET /credits/transactions: the caller and one page of the account's ledger.

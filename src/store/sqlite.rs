@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 use sqlx::ConnectOptions;
 
 use super::credit_batch::BatchPlan;
+use super::sql::holds::{impl_hold_store, HELD_SUM, HOLD_COLUMNS, HOLD_STATUS_FILTER};
 use super::sql::{
     claim_mail_sql, clawback_target, impl_account_store, impl_activity_store, impl_billing_store,
     impl_credit_store, impl_identity_store, impl_lifecycle_store, impl_mail_store,
@@ -21,6 +22,8 @@ use super::sql::{
     LOCK_BALANCE, PLAN_COLUMNS, SESSION_COLUMNS, SUBSCRIPTION_COLUMNS, USER_COLUMNS,
 };
 use super::*;
+// Outgoing webhooks (DESIGN §16).
+use super::sql::{claim_webhooks_sql, insert_event, DELIVERY_COLUMNS, ENDPOINT_COLUMNS};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -49,6 +52,9 @@ impl SqliteStore {
     /// The single writer connection already serialises claims.
     const CLAIM_MAIL: &'static str = claim_mail_sql!("");
 
+    /// Due webhook deliveries, leased (see `claim_webhooks_sql!`).
+    const CLAIM_WEBHOOKS: &'static str = claim_webhooks_sql!("");
+
     /// The single writer connection already serialises read-then-write transactions.
     const LOCK_ROWS: &'static str = "";
 
@@ -76,6 +82,13 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(10))
+            // A writer that saw the disk full is closed, not reused (see fault.rs).
+            .after_release(|_, meta| {
+                Box::pin(async move { Ok(!super::fault::storage_full_since(meta.age)) })
+            })
+            .before_acquire(|_, meta| {
+                Box::pin(async move { Ok(!super::fault::storage_full_since(meta.age)) })
+            })
             .connect_with(options.clone())
             .await?;
         let reader = SqlitePoolOptions::new()
@@ -125,6 +138,7 @@ impl SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         insert_activity!(&mut *tx, activity, Some(c.user_id));
+        insert_event!(&mut *tx, &Event::credit_transaction(&row));
         tx.commit().await?;
         Ok(Some(row))
     }
@@ -181,6 +195,7 @@ impl SqliteStore {
                 .fetch_one(&mut *conn)
                 .await?;
             insert_activity!(&mut *conn, change.activity, Some(user_id));
+            insert_event!(&mut *conn, &Event::credit_transaction(&row));
             rows.push(row);
             updated_at = updated_at.max(Some(c.created_at));
         }
@@ -238,9 +253,17 @@ impl PoolStore for SqliteStore {
 impl_account_store!(SqliteStore, MIGRATOR);
 impl_mail_store!(SqliteStore, MIGRATOR);
 impl_credit_store!(SqliteStore, MIGRATOR);
+impl_hold_store!(SqliteStore);
 impl_activity_store!(SqliteStore, MIGRATOR);
 impl_identity_store!(SqliteStore);
+super::sql::impl_mfa_store!(SqliteStore);
+super::sql::impl_signing_key_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    "UPDATE signing_keys SET state = state WHERE 1 = 0"
+);
 impl_lifecycle_store!(SqliteStore);
 impl_session_store!(SqliteStore);
+super::sql::impl_webhook_store!(SqliteStore);
 impl_billing_store!(SqliteStore, sqlx::SqliteConnection);
 super::sql::impl_read_store!(SqliteStore, sqlx::sqlite::SqliteRow);

@@ -18,6 +18,17 @@ const TRY_TIMEOUT: Duration = Duration::from_secs(5);
 /// connection per try (not a pool, which retries internally and reports only "timed out")
 /// so each log line says why this try failed.
 pub async fn until_reachable(url: &str, timeout: Duration) -> anyhow::Result<()> {
+    let hosts = super::pg_hosts::parse(url)?;
+    if hosts.needs_probe() {
+        // Several hosts: wait until one of them takes writes (a failover may be under way).
+        return with_backoff(&hosts.names(), timeout, || async {
+            super::pg_failover::choose(&hosts)
+                .await
+                .map(drop)
+                .map_err(|why| anyhow::anyhow!(why))
+        })
+        .await;
+    }
     let options = PgConnectOptions::from_str(url)?.disable_statement_logging();
     let host = database_host(url);
     let deadline = Instant::now() + timeout;
@@ -38,6 +49,11 @@ pub async fn until_reachable(url: &str, timeout: Duration) -> anyhow::Result<()>
 
 /// `host:port` of a PostgreSQL URL (the socket path for a Unix socket), for messages.
 pub fn database_host(url: &str) -> String {
+    if let Ok(hosts) = super::pg_hosts::parse(url) {
+        if hosts.hosts.len() > 1 {
+            return hosts.names();
+        }
+    }
     match PgConnectOptions::from_str(url) {
         Ok(options) => format!("{}:{}", options.get_host(), options.get_port()),
         Err(_) => "the configured host".to_owned(),

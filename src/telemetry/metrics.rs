@@ -86,7 +86,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION")])
         .set(1);
-    Metrics {
+    let metrics = Metrics {
         http_requests: counter(
             &registry,
             "http_requests_total",
@@ -127,8 +127,55 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         mail_outbox_pending,
         db_pool,
         registry,
-    }
+    };
+    zero_known_series(&metrics);
+    metrics
 });
+
+/// Every series of a closed label set exists from the start at 0, so a dashboard or an
+/// alert on `rate(...)` sees "none yet" instead of "no data" before the first event.
+fn zero_known_series(m: &Metrics) {
+    for outcome in LOGIN_OUTCOMES {
+        m.logins.with_label_values(&[outcome]);
+    }
+    for kind in ["credit_added", "credit_used"] {
+        for outcome in CREDIT_OUTCOMES {
+            m.credit_operations.with_label_values(&[kind, outcome]);
+        }
+    }
+    for outcome in ["sent", "failed"] {
+        m.mail_sent.with_label_values(&[outcome]);
+    }
+    for bucket in ["auth", "default", "login"] {
+        m.rate_limited.with_label_values(&[bucket]);
+    }
+    for outcome in [
+        "applied",
+        "duplicate",
+        "ignored",
+        "invalid_signature",
+        "error",
+    ] {
+        m.stripe_events.with_label_values(&["other", outcome]);
+    }
+}
+
+const LOGIN_OUTCOMES: [&str; 5] = [
+    "success",
+    "invalid_credentials",
+    "throttled",
+    "disabled",
+    "error",
+];
+const CREDIT_OUTCOMES: [&str; 7] = [
+    "success",
+    "replayed",
+    "insufficient",
+    "conflict",
+    "not_found",
+    "invalid",
+    "error",
+];
 
 /// The method label: the standard methods by name, anything else as "OTHER".
 fn method_label(method: &axum::http::Method) -> &'static str {
@@ -157,13 +204,12 @@ pub fn http_request(method: &axum::http::Method, route: &str, status: u16, elaps
         .observe(elapsed.as_secs_f64());
 }
 
-/// A login attempt: "success", "invalid_credentials", "throttled", "error".
+/// A login attempt: one of `LOGIN_OUTCOMES`.
 pub fn login(outcome: &str) {
     METRICS.logins.with_label_values(&[outcome]).inc();
 }
 
-/// A credit change: `kind` "credit_added" / "credit_used"; outcome "success",
-/// "replayed", "insufficient", "conflict", "error".
+/// A credit change: `kind` "credit_added" / "credit_used"; outcome one of `CREDIT_OUTCOMES`.
 pub fn credit_operation(kind: &str, outcome: &str) {
     METRICS
         .credit_operations
@@ -193,6 +239,7 @@ pub fn stripe_event(event_type: &str, outcome: &str) {
 
 /// The Prometheus text exposition of every series.
 pub fn render() -> String {
+    LazyLock::force(&WEBHOOK_METRICS);
     let mut out = Vec::new();
     // Encoding into a Vec fails only for a malformed metric, which we never register.
     let _ = TextEncoder::new().encode(&METRICS.registry.gather(), &mut out);
@@ -222,4 +269,47 @@ async fn sample_once(store: &Arc<dyn Store>) {
     if let Ok(Ok(pending)) = pending {
         m.mail_outbox_pending.set(pending);
     }
+    let pending = tokio::time::timeout(Duration::from_secs(2), store.pending_webhook_count()).await;
+    if let Ok(Ok(pending)) = pending {
+        WEBHOOK_METRICS.pending.set(pending);
+    }
+}
+
+/// Outgoing webhooks (DESIGN §16), registered beside the others.
+struct WebhookMetrics {
+    deliveries: IntCounterVec,
+    pending: IntGauge,
+}
+
+static WEBHOOK_METRICS: LazyLock<WebhookMetrics> = LazyLock::new(|| {
+    let registry = &METRICS.registry;
+    let pending = IntGauge::new(
+        "webhook_pending",
+        "Webhook deliveries not delivered or failed yet (sampled).",
+    )
+    .expect("valid metric definition");
+    registry
+        .register(Box::new(pending.clone()))
+        .expect("metric registered once");
+    let deliveries = counter(
+        registry,
+        "webhook_deliveries_total",
+        "Webhook delivery attempts by outcome (delivered, retry, failed).",
+        &["outcome"],
+    );
+    for outcome in ["delivered", "retry", "failed"] {
+        deliveries.with_label_values(&[outcome]);
+    }
+    WebhookMetrics {
+        deliveries,
+        pending,
+    }
+});
+
+/// One webhook delivery attempt: "delivered", "retry" (failed, will be retried) or "failed".
+pub fn webhook_delivery(outcome: &str) {
+    WEBHOOK_METRICS
+        .deliveries
+        .with_label_values(&[outcome])
+        .inc();
 }

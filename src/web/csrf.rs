@@ -67,6 +67,46 @@ pub fn same_origin(config: &Config, headers: &HeaderMap) -> bool {
     }
 }
 
+/// Why a form was refused, in words for the person who sent it (DESIGN §11): an address
+/// that does not match PUBLIC_URL (or the Host a proxy passed on) is a setup problem
+/// when the browser reached this very server at that address, and the text says which
+/// setting to change; otherwise it is a stale page or a post from another site.
+pub fn refusal_reason(config: &Config, headers: &HeaderMap, token_ok: bool) -> String {
+    const RETRY: &str = "Go back, reload the page and try again.";
+    if !same_origin(config, headers) {
+        let source = headers
+            .get(header::ORIGIN)
+            .or_else(|| headers.get(header::REFERER))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|s| Some((scheme_of(s)?, authority_of(s)?)));
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let Some((scheme, authority)) = source else {
+            return format!("The form was sent from a page this service cannot identify. {RETRY}");
+        };
+        let origin = format!("{scheme}://{authority}");
+        let reached_directly = host.is_some_and(|h| h.eq_ignore_ascii_case(authority));
+        return match (&config.web.public_url, reached_directly) {
+            (Some(public), true) => format!(
+                "This page was opened at {origin}, but the service's address is {public} \
+                 (PUBLIC_URL). Open {public} and sign in there; if {origin} is the right \
+                 address, whoever runs the service should set PUBLIC_URL to it."
+            ),
+            (None, false) if host.is_some() => format!(
+                "This page was opened at {origin}, but the request reached the service under \
+                 another name (a proxy in between?). Whoever runs the service should set \
+                 PUBLIC_URL to {origin}."
+            ),
+            _ => format!("The form was sent from another site ({origin}). {RETRY}"),
+        };
+    }
+    let _ = token_ok; // the only other reason a form is refused
+    format!(
+        "The form's security token is missing or out of date: the page was open a long \
+         time, you signed in or out elsewhere, or your browser did not send back this \
+         site's cookie. {RETRY}"
+    )
+}
+
 fn scheme_of(url: &str) -> Option<&str> {
     url.split_once("://").map(|(scheme, _)| scheme)
 }
@@ -160,5 +200,42 @@ mod tests {
             &c,
             &headers(&[host, (header::ORIGIN, "http://id.example.org")])
         ));
+    }
+
+    #[test]
+    fn refusals_say_which_address_to_use() {
+        let public = config(Some("http://localhost:8080"));
+        let direct = headers(&[
+            (header::ORIGIN, "http://127.0.0.1:8080"),
+            (header::HOST, "127.0.0.1:8080"),
+        ]);
+        let text = refusal_reason(&public, &direct, true);
+        assert!(text.contains("Open http://localhost:8080"), "{text}");
+        assert!(text.contains("PUBLIC_URL"), "{text}");
+        // A post from another site is not a setup problem: no advice to change settings.
+        let foreign = headers(&[
+            (header::ORIGIN, "https://evil.example"),
+            (header::HOST, "localhost:8080"),
+        ]);
+        let text = refusal_reason(&public, &foreign, true);
+        assert!(text.contains("another site"), "{text}");
+        assert!(!text.contains("set PUBLIC_URL"), "{text}");
+        // No PUBLIC_URL, and a proxy passed on another Host: name the setting.
+        let proxied = headers(&[
+            (header::ORIGIN, "https://auth.example.com"),
+            (header::HOST, "backend:8080"),
+        ]);
+        let text = refusal_reason(&config(None), &proxied, true);
+        assert!(
+            text.contains("set PUBLIC_URL to https://auth.example.com"),
+            "{text}"
+        );
+        // Same origin, bad token: a stale page.
+        let same = headers(&[
+            (header::ORIGIN, "http://localhost:8080"),
+            (header::HOST, "localhost:8080"),
+        ]);
+        let text = refusal_reason(&public, &same, false);
+        assert!(text.contains("security token"), "{text}");
     }
 }

@@ -22,6 +22,8 @@ use crate::state::AppState;
 pub use render::{FormErrors, Page};
 
 const STYLESHEET: &str = include_str!("../../static/app.css");
+/// 16×16, the accent colour; browsers ask for /favicon.ico on every page.
+const FAVICON: &[u8] = include_bytes!("../../static/favicon.ico");
 
 /// The stylesheet's URL carries a hash of its content, so it can be cached for a year and
 /// a new build is fetched at once.
@@ -43,7 +45,40 @@ pub fn router(state: &AppState) -> Router<AppState> {
     render::templates();
     pages::router()
         .route("/static/{file}", get(static_file))
+        .route("/favicon.ico", get(favicon))
         .layer(axum::middleware::from_fn(page_headers))
+}
+
+async fn favicon() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "image/x-icon"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        FAVICON,
+    )
+        .into_response()
+}
+
+/// The 404 for a browser (it asked for HTML) on an unknown address, when the pages are
+/// on: a page with a way back instead of the API's JSON error.
+pub fn not_found_page(state: &AppState, request: &axum::http::request::Parts) -> Option<Response> {
+    let wants_html = request
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if !state.config.web.enabled || request.method != axum::http::Method::GET || !wants_html {
+        return None;
+    }
+    let mut response = Page::new("message.html")
+        .status(StatusCode::NOT_FOUND)
+        .with("title", "Page not found")
+        .with("text", "There is no page at this address.")
+        .with("link", ("/", "Go to the start page"))
+        .into_response();
+    add_page_headers(response.headers_mut());
+    Some(response)
 }
 
 async fn static_file(Path(file): Path<String>) -> Response {
@@ -109,7 +144,11 @@ pub fn allow_form_targets<'a>(
 /// personal data and CSRF tokens, no Referer leaking a mailed link's query.
 async fn page_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+    add_page_headers(response.headers_mut());
+    response
+}
+
+fn add_page_headers(headers: &mut axum::http::HeaderMap) {
     let set = |headers: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
         if !headers.contains_key(&name) {
             headers.insert(name, HeaderValue::from_static(value));
@@ -121,5 +160,4 @@ async fn page_headers(request: Request, next: Next) -> Response {
     // Not "no-referrer": with it browsers send `Origin: null` on form posts.
     set(headers, header::REFERRER_POLICY, "same-origin");
     set(headers, header::CACHE_CONTROL, "no-store");
-    response
 }

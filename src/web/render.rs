@@ -23,6 +23,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "base.html",
         "macros.html",
         "login.html",
+        "mfa.html",
+        "mfa_setup.html",
         "signup.html",
         "forgot.html",
         "reset.html",
@@ -191,6 +193,8 @@ mod tests {
     fn templates_parse() {
         for name in [
             "login.html",
+            "mfa.html",
+            "mfa_setup.html",
             "account.html",
             "admin.html",
             "admin_billing.html",

@@ -64,7 +64,7 @@ pub const VISITOR_COOKIE: &str = "auth_visitor";
 pub fn start(state: &AppState, pair: &TokenPair) -> Result<HeaderValue, AppError> {
     let claims = state
         .tokens
-        .decode_access(&pair.access_token)
+        .claims_of_fresh_token(&pair.access_token)
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("fresh access token did not decode")))?;
     let value = format!("{}.{}", claims.sid, pair.refresh_token);
     Ok(set_cookie(

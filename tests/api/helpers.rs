@@ -54,8 +54,24 @@ pub fn outside_tool(path: std::path::PathBuf, how_to_install: &str) -> Option<st
         "REQUIRE_SERVICES=1 but {} is missing ({how_to_install})",
         path.display()
     );
-    eprintln!("skipping: {} is missing ({how_to_install})", path.display());
+    report_skip(&path.display().to_string(), how_to_install);
     None
+}
+
+/// One line per missing tool on the real stderr (the test harness captures `eprintln!`
+/// of passing tests, so a skip would otherwise count as a silent pass).
+pub fn report_skip(what: &str, how_to_get_it: &str) {
+    use std::io::Write;
+    static REPORTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut reported = REPORTED.lock().unwrap_or_else(|e| e.into_inner());
+    if reported.iter().any(|r| r == what) {
+        return;
+    }
+    reported.push(what.to_owned());
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: the tests that need {what} ({how_to_get_it}); REQUIRE_SERVICES=1 makes this a failure"
+    );
 }
 
 impl Backend {
@@ -80,7 +96,7 @@ impl Backend {
                 !services_required(),
                 "REQUIRE_SERVICES=1 but PostgreSQL at TEST_DATABASE_URL is not reachable"
             );
-            eprintln!("skipping: PostgreSQL at TEST_DATABASE_URL is not reachable");
+            report_skip("PostgreSQL", "not reachable at TEST_DATABASE_URL");
         }
         up
     }
@@ -255,7 +271,7 @@ pub async fn redis_available() -> bool {
             !services_required(),
             "REQUIRE_SERVICES=1 but Redis at REDIS_URL is not reachable"
         );
-        eprintln!("skipping: Redis at REDIS_URL is not reachable");
+        report_skip("Redis", "not reachable at REDIS_URL");
     }
     up
 }

@@ -161,7 +161,13 @@ async fn foreign_session_id_is_401(backend: Backend) {
     let forged = app
         .state
         .tokens
-        .issue_access(&alice_user, &bob_sid, now + chrono::Duration::days(1), now)
+        .issue_access(
+            &alice_user,
+            &bob_sid,
+            now + chrono::Duration::days(1),
+            now,
+            &auth_service::services::tokens::Assurance::password(),
+        )
         .unwrap()
         .token;
     all_unauthorized(&app, &forged, bob.id, "foreign sid").await;
@@ -174,6 +180,7 @@ async fn foreign_session_id_is_401(backend: Backend) {
             "no-such-session",
             now + chrono::Duration::days(1),
             now,
+            &auth_service::services::tokens::Assurance::password(),
         )
         .unwrap()
         .token;

@@ -190,8 +190,17 @@ fn statements_of(traffic: &Traffic) -> Vec<&str> {
         .collect()
 }
 
+/// Statements of the background jobs (mail outbox, webhook deliveries, hold expiry,
+/// signing-key refresh), which run on their own schedule, not for a request.
 fn is_background(sql: &str) -> bool {
-    sql.contains("mail_outbox")
+    [
+        "mail_outbox",
+        "webhook_deliveries",
+        "UPDATE credit_holds",
+        "signing_keys",
+    ]
+    .iter()
+    .any(|table| sql.contains(table))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

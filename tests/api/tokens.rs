@@ -34,6 +34,15 @@ const SECRET: &str = "test-secret-key-that-is-long-enough-0123456789";
 // ---------------------------------------------------------------------------------------
 // helpers of this file
 
+/// These tests forge tokens with the shared secret: they run the HS256 install of DESIGN §13
+/// (tests/api/signing_keys.rs covers the ES256 default and the other key types).
+async fn hs256_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |vars| {
+        vars.insert("ALGORITHM".into(), "HS256".into());
+    })
+    .await
+}
+
 fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -53,7 +62,7 @@ fn header_of(token: &str) -> Value {
     segment(token, 0)
 }
 
-fn claims_of(token: &str) -> Value {
+pub(crate) fn claims_of(token: &str) -> Value {
     segment(token, 1)
 }
 
@@ -160,7 +169,7 @@ async fn assert_accepted(app: &TestApp, token: &str, what: &str) -> Value {
 // claims
 
 async fn access_token_claims_follow_the_contract(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = hs256_app(backend).await;
     let alice = app.register("alice").await;
     let header = header_of(&alice.access);
     assert_eq!(header["alg"], "HS256");
@@ -204,7 +213,7 @@ async fn access_token_claims_follow_the_contract(backend: Backend) {
 }
 
 async fn alg_none_is_rejected(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = hs256_app(backend).await;
     let alice = app.register("alice").await;
     let payload = b64_json(&fresh(&alice.access));
     let real_signature = alice.access.rsplit('.').next().unwrap().to_owned();
@@ -239,7 +248,7 @@ async fn alg_none_is_rejected(backend: Backend) {
 }
 
 async fn other_algorithms_are_rejected(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = hs256_app(backend).await;
     let alice = app.register("alice").await;
     let claims = fresh(&alice.access);
     for alg in [Algorithm::HS384, Algorithm::HS512] {
@@ -314,7 +323,7 @@ async fn hs512_server_accepts_its_own_tokens(backend: Backend) {
 }
 
 async fn tampered_tokens_are_rejected(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = hs256_app(backend).await;
     let alice = app.register("alice").await;
     let root = app.admin("root").await;
     let parts: Vec<&str> = alice.access.split('.').collect();
@@ -372,7 +381,7 @@ async fn tampered_tokens_are_rejected(backend: Backend) {
 }
 
 async fn expired_tokens_are_rejected(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = hs256_app(backend).await;
     let alice = app.register("alice").await;
     let now = unix_now();
     let base = fresh(&alice.access);
@@ -408,7 +417,7 @@ async fn expired_tokens_are_rejected(backend: Backend) {
 }
 
 async fn sid_must_be_a_session_of_sub(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = hs256_app(backend).await;
     let alice = app.register("alice").await;
     let bob = app.register("bob").await;
     let root = app.admin("root").await;
@@ -478,7 +487,7 @@ async fn sid_must_be_a_session_of_sub(backend: Backend) {
 }
 
 async fn tokens_of_deleted_users_are_rejected(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = hs256_app(backend).await;
     let alice = app.verified_user("alice").await;
     let bob = app.register("bob").await;
     let second = app.login("alice", PASSWORD).await;
@@ -525,7 +534,7 @@ async fn tokens_of_deleted_users_are_rejected(backend: Backend) {
 }
 
 async fn tokens_of_revoked_sessions_are_rejected(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = hs256_app(backend).await;
     let alice = app.register("alice").await;
     let other = app.login("alice", PASSWORD).await;
     let other_access = other["access_token"].as_str().unwrap().to_owned();
@@ -560,7 +569,7 @@ async fn tokens_of_revoked_sessions_are_rejected(backend: Backend) {
 // refresh rotation
 
 async fn refresh_tokens_rotate_with_a_grace(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = hs256_app(backend).await;
     let alice = app.register("alice").await;
     let sid = claims_of(&alice.access)["sid"].clone();
     let r1 = alice.refresh.clone();
@@ -594,7 +603,7 @@ async fn refresh_tokens_rotate_with_a_grace(backend: Backend) {
 
 /// Sleeps past the grace (REFRESH_REUSE_GRACE_SECONDS = 10) once.
 async fn refresh_reuse_after_grace_revokes_the_session(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = hs256_app(backend).await;
     // Session A rotates once, session B twice, session C never.
     let a = app.register("alice").await;
     let (a_access2, a_refresh2) = refresh_ok(&app, &a.refresh, "A: R1").await;
@@ -651,7 +660,7 @@ async fn refresh_reuse_after_grace_revokes_the_session(backend: Backend) {
 }
 
 async fn concurrent_refreshes_of_one_token(backend: Backend) {
-    let app = spawn_app(backend).await;
+    let app = hs256_app(backend).await;
     for round in 0..3 {
         let user = app.register(&format!("user{round}")).await;
         let racers = if round == 0 { 2 } else { 6 };

@@ -16,7 +16,7 @@ use crate::web_driver::Driver;
 /// there, and form posts come from there.
 const PUBLIC: &str = "http://auth.test";
 
-async fn app_with_provider() -> Option<(TestApp, MockProvider)> {
+pub(crate) async fn app_with_provider() -> Option<(TestApp, MockProvider)> {
     let mock = MockProvider::start().await?;
     let issuer = mock.issuer.clone();
     let app = spawn_app_with(Backend::Sqlite, |vars| {
@@ -28,14 +28,14 @@ async fn app_with_provider() -> Option<(TestApp, MockProvider)> {
     Some((app, mock))
 }
 
-fn public_visit(app: &TestApp) -> Visit<'_> {
+pub(crate) fn public_visit(app: &TestApp) -> Visit<'_> {
     let mut visit = Visit::new(app);
     visit.origin = PUBLIC.into();
     visit
 }
 
 /// Starts a login from the sign-in page's button: (authorization URL, state).
-async fn start_login(visit: &mut Visit<'_>) -> (String, String) {
+pub(crate) async fn start_login(visit: &mut Visit<'_>) -> (String, String) {
     let csrf = visit.csrf("/login").await;
     let r = visit
         .post("/auth/start/mock", &[("intent", "login"), ("csrf", &csrf)])
@@ -60,7 +60,7 @@ async fn start_login(visit: &mut Visit<'_>) -> (String, String) {
     (url, state)
 }
 
-fn callback_path(code: &str, state: &str) -> String {
+pub(crate) fn callback_path(code: &str, state: &str) -> String {
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("code", code)
         .append_pair("state", state)

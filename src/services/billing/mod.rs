@@ -2,6 +2,7 @@
 //! payment methods, and the webhook that grants credits. Everything here is HTTP-free so
 //! both the JSON API and the web pages can call it.
 
+pub mod intake;
 pub mod plans;
 pub mod stripe;
 pub mod webhook;
@@ -230,6 +231,63 @@ pub async fn cancel_subscription(
         ))
         .await?;
     Ok(sub)
+}
+
+/// Before an account is deleted: every live subscription of it is cancelled at Stripe at
+/// once, so the card stops being charged for an account that no longer exists. A
+/// subscription Stripe no longer knows counts as cancelled. When Stripe cannot be reached
+/// the deletion is refused (502, nothing deleted) rather than leave a charge running;
+/// with billing switched off there is nobody to ask, so the deletion goes on and says so
+/// in the log.
+pub async fn cancel_before_deletion(state: &AppState, user_id: i64) -> Result<(), AppError> {
+    let live: Vec<_> = state
+        .store
+        .subscriptions_of(user_id)
+        .await?
+        .into_iter()
+        .filter(BillingSubscription::is_live)
+        .collect();
+    if live.is_empty() {
+        return Ok(());
+    }
+    let Some(client) = state.stripe.as_ref() else {
+        tracing::error!(user_id, subscriptions = live.len(),
+            "deleting an account with live Stripe subscriptions while billing is off: cancel them in Stripe");
+        return Ok(());
+    };
+    for sub in live {
+        match client.cancel_now(&sub.stripe_subscription_id).await {
+            Ok(_) | Err(StripeError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        tracing::info!(user_id, subscription = %sub.stripe_subscription_id,
+            "subscription cancelled: its account is being deleted");
+    }
+    Ok(())
+}
+
+/// After a confirmed email change: the user's Stripe customer gets the new address, so
+/// receipts stop going to the old one. The change itself is done whatever Stripe says;
+/// a failure is logged (the next checkout does not re-send it).
+pub async fn sync_customer_email(state: &AppState, user_id: i64) {
+    let Some(client) = state.stripe.as_ref() else {
+        return;
+    };
+    let customer = match state.store.stripe_customer_of(user_id).await {
+        Ok(Some(customer)) => customer,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, user_id, "cannot read the Stripe customer to update its email");
+            return;
+        }
+    };
+    let email = match state.store.user_by_id(user_id).await {
+        Ok(Some(user)) => user.email,
+        _ => return,
+    };
+    if let Err(e) = client.update_customer_email(&customer, &email).await {
+        tracing::warn!(error = ?e, user_id, %customer, "Stripe customer email not updated");
+    }
 }
 
 pub struct CardOnFile {

@@ -302,6 +302,29 @@ impl StripeClient {
             .await
     }
 
+    /// Sets the customer's email (receipts and invoices go there).
+    pub async fn update_customer_email(
+        &self,
+        id: &str,
+        email: &str,
+    ) -> Result<Customer, StripeError> {
+        let mut form = Form::new();
+        field(&mut form, "email", email);
+        self.call(Method::POST, &format!("/v1/customers/{id}"), &form, None)
+            .await
+    }
+
+    /// Cancels at once (no further invoice); used when the account goes away.
+    pub async fn cancel_now(&self, subscription: &str) -> Result<Subscription, StripeError> {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/subscriptions/{subscription}"),
+            &Form::new(),
+            None,
+        )
+        .await
+    }
+
     pub async fn cancel_at_period_end(
         &self,
         subscription: &str,

@@ -14,6 +14,7 @@ use crate::store::{
     now, CreditKind, EventEffect, EventOutcome, EventOwner, IncomingEvent, PaymentGrant,
     SubscriptionState,
 };
+use crate::telemetry::metrics;
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum SignatureError {
@@ -165,6 +166,10 @@ pub fn effect_of(event_type: &str, object: &Value) -> EventEffect {
             else {
                 return EventEffect::Ignore("not a subscription invoice");
             };
+            // A $0 invoice (a trial period, a 100% coupon) pays for nothing: no credits.
+            if amount("/amount_paid") <= 0 {
+                return EventEffect::Ignore("nothing paid (amount_paid 0)");
+            }
             EventEffect::Grant(PaymentGrant {
                 owner: owner(
                     object,
@@ -238,6 +243,82 @@ pub fn effect_of(event_type: &str, object: &Value) -> EventEffect {
     }
 }
 
+/// The event types `effect_of` acts on, as metric labels; any other is "other", so the
+/// label set stays closed whatever Stripe (or a forger) sends.
+const HANDLED_TYPES: &[&str] = &[
+    "checkout.session.completed",
+    "checkout.session.async_payment_succeeded",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    "customer.subscription.created",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+    "charge.refunded",
+    "charge.dispute.created",
+];
+
+fn type_label(event_type: &str) -> &str {
+    HANDLED_TYPES
+        .iter()
+        .find(|t| **t == event_type)
+        .copied()
+        .unwrap_or("other")
+}
+
+/// A test-mode event reaching a server with a live key (or the reverse) is not ours to
+/// apply: Stripe never sends those, so it is a misrouted endpoint or a replay from the
+/// other mode. Kept as `ignored` with the reason. Unknown when no key is configured.
+fn livemode_mismatch(config: &crate::config::BillingConfig, event: &Value) -> Option<&'static str> {
+    let key = config.stripe_secret_key.as_ref()?.expose();
+    let key_is_live = key.starts_with("sk_live_") || key.starts_with("rk_live_");
+    let event_is_live = event.get("livemode").and_then(Value::as_bool)?;
+    match (key_is_live, event_is_live) {
+        (true, false) => Some("test-mode event on a live-mode server"),
+        (false, true) => Some("live-mode event on a test-mode server"),
+        _ => None,
+    }
+}
+
+fn webhooks_disabled() -> AppError {
+    AppError::Disabled {
+        code: "billing_disabled",
+        detail: "Stripe webhooks are not configured on this server".into(),
+    }
+}
+
+fn invalid_signature() -> AppError {
+    AppError::bad_request("invalid_signature", "Invalid Stripe signature")
+}
+
+/// What can be refused before a byte of the body is read: webhooks switched off, and a
+/// `Stripe-Signature` header that is missing, malformed (no `t=`, no v1 of 64 hex digits)
+/// or outside the tolerance. Nothing here depends on a secret.
+pub fn check_before_body(state: &AppState, header: Option<&str>) -> Result<(), AppError> {
+    let config = &state.config.billing;
+    if config.webhook_secrets.is_empty() {
+        return Err(webhooks_disabled());
+    }
+    let header = header.ok_or_else(invalid_signature)?;
+    let mut timestamp = None;
+    let mut has_v1 = false;
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
+            Some(("v1", sig)) => {
+                has_v1 |= sig.len() == 64 && sig.bytes().all(|b| b.is_ascii_hexdigit())
+            }
+            _ => {}
+        }
+    }
+    match timestamp {
+        Some(t) if has_v1 && (now().timestamp() - t).abs() <= config.webhook_tolerance_secs => {
+            Ok(())
+        }
+        _ => Err(invalid_signature()),
+    }
+}
+
 fn invalid_payload() -> AppError {
     AppError::bad_request("invalid_payload", "Not a Stripe event")
 }
@@ -251,10 +332,7 @@ pub async fn receive(
 ) -> Result<EventOutcome, AppError> {
     let config = &state.config.billing;
     if config.webhook_secrets.is_empty() {
-        return Err(AppError::Disabled {
-            code: "billing_disabled",
-            detail: "Stripe webhooks are not configured on this server".into(),
-        });
+        return Err(webhooks_disabled());
     }
     let received_at = now();
     verify_signature(
@@ -266,7 +344,8 @@ pub async fn receive(
     )
     .map_err(|e| {
         tracing::warn!(reason = ?e, "Stripe webhook signature rejected");
-        AppError::bad_request("invalid_signature", "Invalid Stripe signature")
+        metrics::stripe_event("other", "invalid_signature");
+        invalid_signature()
     })?;
     let event: Value = serde_json::from_slice(body).map_err(|_| invalid_payload())?;
     let id = text(&event, "/id").ok_or_else(invalid_payload)?;
@@ -279,15 +358,30 @@ pub async fn receive(
         .and_then(Value::as_i64)
         .ok_or_else(invalid_payload)?;
     let object = event.pointer("/data/object").ok_or_else(invalid_payload)?;
-    let effect = effect_of(&event_type, object);
+    let effect = match livemode_mismatch(config, &event) {
+        Some(why) => EventEffect::Ignore(why),
+        None => effect_of(&event_type, object),
+    };
     let incoming = IncomingEvent {
         id,
         event_type,
         created,
         received_at,
     };
-    let (outcome, user_id) = state.store.apply_stripe_event(&incoming, &effect).await?;
-    // The hook for the stripe_events_total{type,outcome} metric.
+    let applied = state.store.apply_stripe_event(&incoming, &effect).await;
+    let (outcome, user_id) = match applied {
+        Ok(applied) => applied,
+        Err(e) => {
+            let error = AppError::from(e);
+            let label = match &error {
+                AppError::BadRequest { code, .. } => code,
+                _ => "error",
+            };
+            metrics::stripe_event(type_label(&incoming.event_type), label);
+            return Err(error);
+        }
+    };
+    metrics::stripe_event(type_label(&incoming.event_type), outcome.as_str());
     tracing::info!(
         target: "stripe_events",
         event_id = %incoming.id,

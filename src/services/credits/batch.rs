@@ -149,7 +149,9 @@ async fn commit_account(
 /// Commits one batch and answers each of its requests (a request whose client left has
 /// dropped its receiver; sending to it is harmless).
 async fn commit(store: &dyn Store, user_id: i64, mut batch: Vec<Waiting>) {
-    if batch.len() == 1 {
+    // A use goes through the transaction even alone: it must see the holds (DESIGN §15)
+    // after taking the balance lock, which one statement cannot on PostgreSQL.
+    if batch.len() == 1 && !batch[0].change.credit.kind.debits() {
         // Alone: the single-statement path, as fast as before group commit existed.
         if let Some(only) = batch.pop() {
             let _ = only.reply.send(apply_alone(store, &only.change).await);
@@ -179,6 +181,12 @@ async fn commit(store: &dyn Store, user_id: i64, mut batch: Vec<Waiting>) {
 fn same_error(error: &AppError) -> AppError {
     match error {
         AppError::Unavailable => AppError::Unavailable,
+        // A full SQLite volume is the 503 `storage_full` for every request of the batch.
+        AppError::StorageFull => AppError::StorageFull,
+        AppError::BadRequest { code, detail } => AppError::BadRequest {
+            code,
+            detail: detail.clone(),
+        },
         AppError::Validation(fields) => AppError::Validation(fields.clone()),
         AppError::NotFound { code, detail } => AppError::NotFound {
             code,
@@ -189,5 +197,22 @@ fn same_error(error: &AppError) -> AppError {
             detail: detail.clone(),
         },
         other => AppError::Internal(anyhow::anyhow!("credit batch failed: {other:#}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every request of a failed batch gets the batch's answer, not a 500 in its place.
+    #[test]
+    fn each_request_of_a_failed_batch_gets_the_same_status() {
+        for error in [
+            AppError::StorageFull,
+            AppError::Unavailable,
+            AppError::bad_request("balance_overflow", "too many"),
+        ] {
+            assert_eq!(same_error(&error).status(), error.status());
+        }
     }
 }

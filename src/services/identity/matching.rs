@@ -8,8 +8,8 @@ use super::{account_disabled, event, link_refused, Completion};
 use crate::caller::ClientInfo;
 use crate::domain::Username;
 use crate::error::AppError;
-use crate::services::audit;
 use crate::services::auth::start_session_recording;
+use crate::services::{audit, mfa};
 use crate::state::AppState;
 use crate::store::{now, LinkOutcome, NewIdentity, NewUser, StoreError, User};
 
@@ -23,8 +23,19 @@ async fn session(
     if !user.is_active {
         return Err(account_disabled());
     }
+    // A provider is one factor, like a password: an account with a second factor needs it.
+    if let Some(challenge) = mfa::challenge_for(state, &user, mfa::FirstFactor::Provider).await? {
+        return Ok(Completion::MfaRequired(challenge));
+    }
     let activity = event(audit::LOGIN_SUCCESS, user.id, client, provider);
-    let tokens = start_session_recording(state, &user, client, Some(activity)).await?;
+    let tokens = start_session_recording(
+        state,
+        &user,
+        client,
+        Some(activity),
+        &crate::services::tokens::Assurance::provider(),
+    )
+    .await?;
     Ok(Completion::SignedIn {
         user: Box::new(user),
         tokens,

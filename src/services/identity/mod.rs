@@ -53,6 +53,8 @@ pub enum Completion {
         provider: String,
         email: Option<String>,
     },
+    /// The account has a second factor: no session until `mfa::verify` (DESIGN §14).
+    MfaRequired(crate::services::mfa::MfaChallenge),
 }
 
 fn provider_not_found() -> AppError {

@@ -64,6 +64,14 @@ impl MailComposer {
                 "welcome_provider.html",
                 include_str!("../../../templates/email/welcome_provider.html"),
             ),
+            (
+                "security_notice.txt",
+                include_str!("../../../templates/email/security_notice.txt"),
+            ),
+            (
+                "security_notice.html",
+                include_str!("../../../templates/email/security_notice.html"),
+            ),
         ] {
             templates.add_template(name, source)?;
         }
@@ -150,6 +158,20 @@ impl MailComposer {
             "Your email address is about to be changed",
             ctx,
         )
+    }
+
+    /// A change to how the account signs in (a second factor added or removed, a recovery
+    /// code used, an admin reset): `what` says which, in one sentence.
+    pub fn security_notice(
+        &self,
+        to: &str,
+        username: &str,
+        subject: &str,
+        what: &str,
+    ) -> anyhow::Result<OutgoingMail> {
+        let ctx = context! { username, subject, what,
+        link => format!("{}/forgot-password", self.frontend_url) };
+        self.render("security_notice", to, subject, ctx)
     }
 
     fn render(

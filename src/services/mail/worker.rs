@@ -61,13 +61,25 @@ async fn write_private(
     #[cfg(unix)]
     dirs.mode(0o700);
     dirs.create(dir).await?;
+    // Written under a hidden temporary name, then renamed: whoever watches for `*.eml`
+    // (a person, a test, a script) never opens a half-written message.
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let partial = dir.join(format!(".{}.partial", name.unwrap_or_default()));
     let mut options = tokio::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options.open(path).await?;
-    file.write_all(contents).await?;
-    file.flush().await
+    let mut file = options.open(&partial).await?;
+    let written = async {
+        file.write_all(contents).await?;
+        file.sync_all().await?;
+        tokio::fs::rename(&partial, path).await
+    }
+    .await;
+    if written.is_err() {
+        let _ = tokio::fs::remove_file(&partial).await;
+    }
+    written
 }
 
 fn smtp_transport(smtp: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
@@ -205,5 +217,53 @@ impl OutboxWorker {
         self.retry_base
             .saturating_mul(2u32.saturating_pow(exponent))
             .min(MAX_BACKOFF)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A watcher polling the directory never sees a `.eml` shorter than the message.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mail_files_appear_only_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let mail = dir.path().join("mail");
+        let body = vec![b'x'; 64 * 1024 * 1024];
+        let expected = body.len() as u64;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (mail, stop) = (mail.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut partial_seen = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for entry in std::fs::read_dir(&mail).into_iter().flatten().flatten() {
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        let len = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                        if name.ends_with(".eml") && len != expected {
+                            partial_seen.push((name, len));
+                        }
+                    }
+                }
+                partial_seen
+            })
+        };
+        for i in 0..3 {
+            let path = mail.join(format!("m{i}.eml"));
+            write_private(&mail, &path, &body).await.unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let partial_seen = watcher.join().unwrap();
+        assert!(
+            partial_seen.is_empty(),
+            "{:?}",
+            &partial_seen[..partial_seen.len().min(3)]
+        );
+        let names: Vec<_> = std::fs::read_dir(&mail)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 3, "no temporary file left: {names:?}");
     }
 }

@@ -183,6 +183,7 @@ macro_rules! impl_account_store {
                     insert_mail!(&mut *tx, m, user.created_at);
                 }
                 insert_activity!(&mut *tx, activity, Some(created.id));
+                insert_event!(&mut *tx, &Event::user_created(&created));
                 tx.commit().await?;
                 Ok(created)
             }
@@ -202,7 +203,7 @@ macro_rules! impl_account_store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
+                let revoked = sqlx::query(
                     "UPDATE sessions SET revoked_at = $3 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL",
                 )
                 .bind(user_id)
@@ -211,6 +212,7 @@ macro_rules! impl_account_store {
                 .execute(&mut *tx)
                 .await?;
                 insert_activity!(&mut *tx, activity, Some(user_id));
+                insert_event!(&mut *tx, &Event::sessions_revoked(user_id, "password_change", revoked.rows_affected()));
                 tx.commit().await?;
                 Ok(())
             }
@@ -233,6 +235,7 @@ macro_rules! impl_account_store {
                     return Ok(false);
                 }
                 insert_activity!(&mut *tx, activity, Some(user_id));
+                insert_event!(&mut *tx, &Event::user_deleted(user_id));
                 tx.commit().await?;
                 Ok(true)
             }
@@ -283,13 +286,17 @@ macro_rules! impl_account_store {
                 if flags.is_active == Some(false) {
                     // A deactivated account's sessions end for good: reactivation does not
                     // bring tokens issued before it back to life.
-                    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    let revoked = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
                         .bind(user_id)
                         .bind(activity.created_at)
                         .execute(&mut *tx)
                         .await?;
+                    insert_event!(&mut *tx, &Event::sessions_revoked(user_id, "deactivation", revoked.rows_affected()));
                 }
                 insert_activity!(&mut *tx, activity, Some(user_id));
+                if let Some(u) = &user {
+                    insert_event!(&mut *tx, &Event::user_updated(u, "flags"));
+                }
                 tx.commit().await?;
                 Ok(user)
             }
@@ -336,6 +343,7 @@ macro_rules! impl_account_store {
                 let verified = done.rows_affected() == 1;
                 if verified {
                     insert_activity!(&mut *tx, activity, Some(token.user_id));
+                    insert_event!(&mut *tx, &Event::user_verified(token.user_id, &token.email));
                 }
                 tx.commit().await?;
                 Ok(Some(verified))
@@ -372,12 +380,13 @@ macro_rules! impl_account_store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                let revoked = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
                     .bind(token.user_id)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
                 insert_activity!(&mut *tx, activity, Some(token.user_id));
+                insert_event!(&mut *tx, &Event::sessions_revoked(token.user_id, "password_reset", revoked.rows_affected()));
                 tx.commit().await?;
                 Ok(Some(token.user_id))
             }

@@ -113,20 +113,26 @@ macro_rules! impl_billing_effects {
                 now: DateTime<Utc>,
             ) -> StoreResult<()> {
                 let delta = if kind.debits() { -amount } else { amount };
-                let balance: i64 = sqlx::query_scalar(
+                // A grant that 64 bits cannot hold changes nothing: the event's whole
+                // transaction is dropped (its id too, so a redelivery may apply later).
+                let balance: Option<i64> = sqlx::query_scalar(
                     "INSERT INTO credit_balances (user_id, balance, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (user_id) DO UPDATE SET balance = credit_balances.balance + excluded.balance, \
-                     updated_at = excluded.updated_at RETURNING balance",
+                     updated_at = excluded.updated_at \
+                     WHERE excluded.balance <= 0 OR credit_balances.balance <= 9223372036854775807 - excluded.balance \
+                     RETURNING balance",
                 )
                 .bind(user_id)
                 .bind(delta)
                 .bind(now)
-                .fetch_one(&mut *conn)
+                .fetch_optional(&mut *conn)
                 .await?;
-                sqlx::query(
+                let balance = balance.ok_or(StoreError::BalanceOverflow)?;
+                let row: CreditTransaction = sqlx::query_as(&format!(
                     "INSERT INTO credit_transactions (user_id, amount, transaction_type, reference_id, \
-                     description, balance_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
+                     description, balance_after, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                     RETURNING {CREDIT_COLUMNS}"
+                ))
                 .bind(user_id)
                 .bind(amount)
                 .bind(kind.as_str())
@@ -134,8 +140,9 @@ macro_rules! impl_billing_effects {
                 .bind(description)
                 .bind(balance)
                 .bind(now)
-                .execute(&mut *conn)
+                .fetch_one(&mut *conn)
                 .await?;
+                insert_event!(&mut *conn, &$crate::store::Event::credit_transaction(&row));
                 let activity = Activity {
                     user_id: Some(user_id),
                     event,
@@ -154,11 +161,15 @@ macro_rules! impl_billing_effects {
                 payment_intent: Option<&str>,
                 invoice_id: Option<&str>,
             ) -> StoreResult<Option<PaymentRow>> {
-                Ok(sqlx::query_as(
+                // Locked for the rest of the event's transaction: concurrent refunds and
+                // disputes of one payment are applied one after the other, each seeing what
+                // the one before took back (SQLite's single writer already serialises them).
+                Ok(sqlx::query_as(&format!(
                     "SELECT id, user_id, reference, amount, credits, amount_refunded, credits_clawed_back \
-                     FROM payments WHERE charge_id = $1 OR payment_intent = $2 OR reference = $3 \
-                     ORDER BY id LIMIT 1",
-                )
+                     FROM payments WHERE id = (SELECT id FROM payments \
+                     WHERE charge_id = $1 OR payment_intent = $2 OR reference = $3 ORDER BY id LIMIT 1) {}",
+                    Self::LOCK_ROWS
+                ))
                 .bind(charge_id)
                 .bind(payment_intent)
                 .bind(invoice_id)
@@ -208,6 +219,7 @@ macro_rules! impl_billing_effects {
                         });
                         Self::billing_ledger(conn, user_id, g.kind, plan.credits, &g.reference,
                             &format!("{} ({})", plan.name, plan.id), "billing_grant", details, now).await?;
+                        insert_event!(&mut *conn, &$crate::store::Event::payment_succeeded(user_id, &g.reference, g.amount, &g.currency, plan.credits, &plan.id));
                         Ok((EventOutcome::Applied, Some(user_id), None))
                     }
                     EventEffect::Subscription(s) => {
@@ -250,19 +262,38 @@ macro_rules! impl_billing_effects {
                         .fetch_optional(&mut *conn)
                         .await?;
                         match changed {
-                            Some(_) => Ok((EventOutcome::Applied, Some(user_id), None)),
+                            Some(_) => {
+                                insert_event!(&mut *conn, &$crate::store::Event::subscription_updated(user_id, &s.subscription_id, &s.status, s.cancel_at_period_end));
+                                Ok((EventOutcome::Applied, Some(user_id), None))
+                            }
                             None => Ok((EventOutcome::Ignored, Some(user_id), Some("older than the state already applied".into()))),
                         }
                     }
                     EventEffect::PaymentFailed { owner, subscription_id } => {
+                        // Like the subscription events: one older than the state applied
+                        // last (a retry of an old invoice's failure) changes nothing.
                         let changed: Option<i64> = sqlx::query_scalar(
-                            "UPDATE billing_subscriptions SET status = 'past_due', updated_at = $2 \
-                             WHERE stripe_subscription_id = $1 RETURNING user_id",
+                            "UPDATE billing_subscriptions SET status = 'past_due', updated_at = $2, \
+                             last_event_created = $3 \
+                             WHERE stripe_subscription_id = $1 AND last_event_created <= $3 RETURNING user_id",
                         )
                         .bind(subscription_id)
                         .bind(now)
+                        .bind(event.created)
                         .fetch_optional(&mut *conn)
                         .await?;
+                        let known: Option<i64> = match changed {
+                            Some(_) => None,
+                            None => sqlx::query_scalar(
+                                "SELECT user_id FROM billing_subscriptions WHERE stripe_subscription_id = $1",
+                            )
+                            .bind(subscription_id)
+                            .fetch_optional(&mut *conn)
+                            .await?,
+                        };
+                        if let Some(user_id) = known {
+                            return Ok((EventOutcome::Ignored, Some(user_id), Some("older than the state already applied".into())));
+                        }
                         match changed {
                             Some(user_id) => Ok((EventOutcome::Applied, Some(user_id), None)),
                             None => {
@@ -277,7 +308,8 @@ macro_rules! impl_billing_effects {
                         };
                         let paid = if p.amount > 0 { p.amount } else { *amount };
                         let refunded = (*amount_refunded).max(p.amount_refunded);
-                        let claw = clawback_target(p.credits, paid, refunded) - p.credits_clawed_back;
+                        // Never more than what is left of the grant.
+                        let claw = clawback_target(p.credits, paid, refunded).min(p.credits) - p.credits_clawed_back;
                         sqlx::query(
                             "UPDATE payments SET amount_refunded = $2, charge_id = COALESCE(charge_id, $3), \
                              credits_clawed_back = credits_clawed_back + $4 WHERE id = $1",
@@ -298,6 +330,7 @@ macro_rules! impl_billing_effects {
                         });
                         Self::billing_ledger(conn, p.user_id, CreditKind::Refund, claw, &reference,
                             &format!("Refund of {}", p.reference), "billing_clawback", details, now).await?;
+                        insert_event!(&mut *conn, &$crate::store::Event::payment_refunded(p.user_id, &p.reference, refunded, claw));
                         Ok((EventOutcome::Applied, Some(p.user_id), None))
                     }
                     EventEffect::Dispute { dispute_id, charge_id, payment_intent } => {

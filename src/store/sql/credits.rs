@@ -87,7 +87,13 @@ macro_rules! impl_credit_store {
                 } else {
                     Self::credits_by_keys(&mut *tx, user_id, &keys).await?
                 };
-                let plan = BatchPlan::new(opening, &existing, batch);
+                // Uses spend only what active holds do not reserve (DESIGN §15).
+                let held: i64 = sqlx::query_scalar($crate::store::sql::holds::HELD_SUM)
+                    .bind(user_id)
+                    .bind(first.credit.created_at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let plan = BatchPlan::with_held(opening, held, &existing, batch);
                 if !plan.has_writes() {
                     // Also undoes a zero balance row the lock created.
                     tx.rollback().await?;

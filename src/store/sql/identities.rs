@@ -146,6 +146,7 @@ macro_rules! impl_identity_store {
                 for activity in activities {
                     insert_activity!(&mut *tx, activity, Some(created.id));
                 }
+                insert_event!(&mut *tx, &Event::user_created(&created));
                 tx.commit().await?;
                 Ok(created)
             }

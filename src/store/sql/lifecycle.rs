@@ -150,6 +150,7 @@ macro_rules! impl_lifecycle_store {
                     .execute(&mut *tx)
                     .await?;
                 insert_activity!(&mut *tx, activity, Some(token.user_id));
+                insert_event!(&mut *tx, &Event::user_email_changed(token.user_id, &token.email));
                 tx.commit().await?;
                 Ok(Some(token.user_id))
             }

@@ -9,11 +9,15 @@ mod activity;
 mod billing;
 pub(in crate::store) mod billing_effects;
 mod credits;
+pub(in crate::store) mod holds;
 mod identities;
 mod lifecycle;
 mod mail;
+mod mfa;
 mod reads;
 mod sessions;
+mod signing_keys;
+mod webhooks;
 
 pub(super) use accounts::impl_account_store;
 pub(super) use activity::impl_activity_store;
@@ -23,11 +27,17 @@ pub(super) use credits::{impl_credit_store, LOCK_BALANCE};
 pub(super) use identities::{impl_identity_store, insert_identity, IDENTITY_COLUMNS};
 pub(super) use lifecycle::impl_lifecycle_store;
 pub(super) use mail::impl_mail_store;
+pub(super) use mfa::impl_mfa_store;
 pub(super) use reads::{
     impl_read_store, READ_BALANCE, READ_LIVE_SESSIONS, READ_REFRESH, READ_TRANSACTIONS, READ_USER,
     SESSION_WITH_USER,
 };
 pub(super) use sessions::impl_session_store;
+pub(super) use signing_keys::{impl_signing_key_store, lost_race, SIGNING_KEY_COLUMNS};
+pub(in crate::store) use webhooks::{
+    claim_webhooks_sql, credit_events_cte, impl_webhook_store, insert_event, DELIVERY_COLUMNS,
+    ENDPOINT_COLUMNS, FAN_OUT_EVENT,
+};
 
 pub(in crate::store) const USER_COLUMNS: &str =
     "id, username, email, password_hash, is_admin, is_active, is_verified, created_at, updated_at";
@@ -53,7 +63,11 @@ macro_rules! session_columns {
             $prefix,
             "ip, ",
             $prefix,
-            "user_agent"
+            "user_agent, ",
+            $prefix,
+            "assurance, ",
+            $prefix,
+            "second_factor_at"
         )
     };
 }

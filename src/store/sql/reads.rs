@@ -16,7 +16,8 @@ macro_rules! aliased {
 macro_rules! session_as {
     ($table:literal, $prefix:literal) => {
         aliased!($table, $prefix; "id", "user_id", "refresh_token_hash", "created_at",
-            "expires_at", "last_seen_at", "revoked_at", "ip", "user_agent")
+            "expires_at", "last_seen_at", "revoked_at", "ip", "user_agent", "assurance",
+            "second_factor_at")
     };
 }
 
@@ -59,11 +60,14 @@ pub(in crate::store) const READ_USER: &str = concat!(
     "LEFT JOIN users t ON t.id = $2"
 );
 
-/// `$1` session id or NULL, `$2` the account.
+/// `$1` session id or NULL, `$2` the account, `$3` now: with what its active holds reserve
+/// (a scalar subquery, so the balance with its holds stays one statement).
 pub(in crate::store) const READ_BALANCE: &str = concat!(
     "SELECT ",
     caller_columns!(),
-    ", t.id AS t_id, t.created_at AS t_created_at, b.balance AS b_balance, b.updated_at AS b_updated_at ",
+    ", t.id AS t_id, t.created_at AS t_created_at, b.balance AS b_balance, b.updated_at AS b_updated_at, \
+     (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM credit_holds h \
+     WHERE h.user_id = $2 AND h.status = 'held' AND h.expires_at > $3) AS held ",
     caller_joins!(),
     "LEFT JOIN users t ON t.id = $2 \
      LEFT JOIN credit_balances b ON b.user_id = t.id"
@@ -133,6 +137,8 @@ macro_rules! impl_read_store {
                 revoked_at: row.try_get(column("revoked_at").as_str())?,
                 ip: row.try_get(column("ip").as_str())?,
                 user_agent: row.try_get(column("user_agent").as_str())?,
+                assurance: row.try_get(column("assurance").as_str())?,
+                second_factor_at: row.try_get(column("second_factor_at").as_str())?,
             }))
         }
 
@@ -190,6 +196,7 @@ macro_rules! impl_read_store {
                 let row = sqlx::query(super::sql::READ_BALANCE)
                     .bind(session_id)
                     .bind(user_id)
+                    .bind($crate::store::now())
                     .fetch_one(self.reader())
                     .await?;
                 let account = match row.try_get::<Option<DateTime<Utc>>, _>("t_created_at")? {
@@ -199,6 +206,7 @@ macro_rules! impl_read_store {
                         Some($crate::store::AccountBalance {
                             user_created_at,
                             balance: balance.zip(updated_at),
+                            held: row.try_get("held")?,
                         })
                     }
                     None => None,

@@ -9,7 +9,8 @@ macro_rules! impl_session_store {
                 let mut tx = self.writer().begin().await?;
                 sqlx::query(
                     "INSERT INTO sessions (id, user_id, refresh_token_hash, created_at, expires_at, last_seen_at, \
-                     ip, user_agent) VALUES ($1, $2, $3, $4, $5, $4, $6, $7)",
+                     ip, user_agent, assurance, second_factor_at) \
+                     VALUES ($1, $2, $3, $4, $5, $4, $6, $7, $8, $9)",
                 )
                 .bind(&s.id)
                 .bind(s.user_id)
@@ -18,6 +19,8 @@ macro_rules! impl_session_store {
                 .bind(s.expires_at)
                 .bind(&s.ip)
                 .bind(&s.user_agent)
+                .bind(&s.assurance)
+                .bind(s.second_factor_at)
                 .execute(&mut *tx)
                 .await?;
                 if let Some(activity) = activity {
@@ -25,6 +28,23 @@ macro_rules! impl_session_store {
                 }
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn mark_second_factor(
+                &self,
+                session_id: &str,
+                at: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                Ok(sqlx::query(
+                    "UPDATE sessions SET second_factor_at = $1 \
+                     WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(at)
+                .bind(session_id)
+                .execute(self.writer())
+                .await?
+                .rows_affected()
+                    == 1)
             }
 
             async fn session_with_user(&self, session_id: &str) -> StoreResult<Option<(Session, User)>> {
@@ -125,6 +145,7 @@ macro_rules! impl_session_store {
                     .execute(&mut *tx)
                     .await?;
                 insert_activity!(&mut *tx, activity, Some(user_id));
+                insert_event!(&mut *tx, &Event::sessions_revoked(user_id, "logout_all", done.rows_affected()));
                 tx.commit().await?;
                 Ok(done.rows_affected())
             }

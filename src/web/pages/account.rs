@@ -147,7 +147,12 @@ async fn render(
         Ok(found) => found,
         Err(e) => return e.into_response(),
     };
+    let mfa_status = match crate::services::mfa::status(state, user).await {
+        Ok(found) => found,
+        Err(e) => return e.into_response(),
+    };
     let page = user_page("account.html", signed_in)
+        .with("mfa", mfa_status)
         .status(status)
         .with("notice", notice)
         .with("email", &user.email)

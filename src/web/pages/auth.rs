@@ -92,7 +92,12 @@ pub async fn login(
     let mut status = StatusCode::UNPROCESSABLE_ENTITY;
     if errors.is_empty() {
         let started = match auth::login(&state, &form.username, &form.password, &client).await {
-            Ok(pair) => session::start(&state, &pair),
+            Ok(auth::LoginOutcome::Tokens(pair)) => session::start(&state, &pair),
+            // No session yet: the code prompt carries the single-use mfa_token.
+            Ok(auth::LoginOutcome::MfaRequired(challenge)) => {
+                let prompt = super::mfa::prompt(&visitor, &challenge);
+                return visitor.finish(prompt);
+            }
             Err(e) => Err(e),
         };
         match started {

@@ -36,7 +36,10 @@ struct Row {
     when: String,
     kind: String,
     amount: String,
-    credit: bool,
+    /// "plus", "minus", or "" for a type this page does not know.
+    direction: &'static str,
+    /// What precedes the amount: "+", "−" (U+2212) or nothing.
+    sign: &'static str,
     balance: String,
     description: String,
 }
@@ -46,6 +49,20 @@ pub fn money(cents: i64) -> String {
     let sign = if cents < 0 { "-" } else { "" };
     let magnitude = Credits::from_cents(cents.checked_abs().unwrap_or(i64::MAX));
     format!("{sign}{magnitude}")
+}
+
+/// Which way a ledger row moved the balance. Stored amounts are always positive (the
+/// type says the direction), so the sign comes from the type, never from the amount.
+fn direction(kind: &str) -> (&'static str, &'static str) {
+    use crate::store::CreditKind::*;
+    let known = [Added, Used, Purchase, Refund, SubscriptionGrant]
+        .into_iter()
+        .find(|k| k.as_str() == kind);
+    match known {
+        Some(k) if k.debits() => ("minus", "\u{2212}"),
+        Some(_) => ("plus", "+"),
+        None => ("", ""),
+    }
 }
 
 fn kind_name(kind: &str) -> String {
@@ -106,7 +123,8 @@ pub async fn render(
         .map(|t| Row {
             when: when(t.created_at),
             kind: kind_name(&t.transaction_type),
-            credit: t.amount >= 0,
+            direction: direction(&t.transaction_type).0,
+            sign: direction(&t.transaction_type).1,
             amount: money(t.amount),
             balance: money(t.balance_after),
             description: t.description.unwrap_or_default(),

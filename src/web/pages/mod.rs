@@ -8,7 +8,9 @@ mod billing;
 mod billing_events;
 mod credits;
 mod identities;
+mod mfa;
 mod providers;
+mod security;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -25,6 +27,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/login", get(auth::login_page).post(auth::login))
+        .route("/login/mfa", post(mfa::verify))
         .route("/signup", get(auth::signup_page).post(auth::signup))
         .route("/logout", post(auth::logout))
         .route("/auth/start/{provider}", post(providers::start))
@@ -43,6 +46,10 @@ pub fn router() -> Router<AppState> {
         .route("/account/sessions/revoke", post(account::revoke_session))
         .route("/account/sessions/revoke-all", post(account::revoke_all))
         .route("/account/delete", post(account::delete))
+        .route("/account/mfa/setup", post(security::setup))
+        .route("/account/mfa/confirm", post(security::confirm))
+        .route("/account/mfa/recovery-codes", post(security::new_codes))
+        .route("/account/mfa/remove", post(security::remove))
         .route("/account/identities/unlink", post(identities::unlink))
         .route("/credits", get(credits::page))
         .route("/credits/checkout", post(billing::checkout))
@@ -92,7 +99,9 @@ impl NoticeQuery {
             "signed_out" => "You have been signed out.",
             "signed_out_everywhere" => "You have been signed out on every device.",
             "password_reset" => "Your password has been changed. Sign in with the new one.",
-            "account_deleted" => "Your account has been deleted.",
+            "account_deleted" => {
+                "Your account has been deleted, and any subscription cancelled: no further charges."
+            }
             "session_ended" => "Your session has ended. Please sign in again.",
             "welcome" => "Welcome! We sent you an email with a link to verify your address.",
             "verification_sent" => "A new verification link is on its way to your inbox.",
@@ -108,6 +117,7 @@ impl NoticeQuery {
             "welcome_provider" => "Welcome! Your account has been created.",
             "identity_linked" => "The sign-in provider has been linked to your account.",
             "identity_unlinked" => "The sign-in provider has been unlinked.",
+            "mfa_removed" => "Two-step verification is off: you sign in with your password alone.",
             "subscription_cancelled" => {
                 "Your subscription will end at the end of the current period."
             }
@@ -157,8 +167,7 @@ fn forgery_check(state: &AppState, headers: &HeaderMap, token_ok: bool) -> Optio
             .with("title", "This form has expired")
             .with(
                 "text",
-                "The form was sent without a valid security token, or from another site. \
-             Go back, reload the page and try again.",
+                csrf::refusal_reason(&state.config, headers, token_ok),
             )
             .into_response(),
     )

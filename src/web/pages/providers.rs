@@ -19,6 +19,7 @@ use crate::caller::ClientInfo;
 use crate::error::AppError;
 use crate::services::account;
 use crate::services::identity::{self, oidc::Provider, Completion, Intent};
+use crate::services::step_up;
 use crate::services::tokens::hash_token;
 use crate::state::AppState;
 use crate::web::session::{self, cookie, cookie_name, Visitor};
@@ -111,6 +112,10 @@ pub fn error_message(key: &str) -> Option<&'static str> {
         }
         "unknown_provider" => "This sign-in provider is not available.",
         "email_not_verified" => "Verify your email address before linking a provider.",
+        "mfa_step_up_required" => {
+            "Linking a provider needs a recent two-step verification: sign out, sign in again \
+             with your code, then link it."
+        }
         "link_refused" => "This link was started by another account. Please start again.",
         "failed" => "Something went wrong on our side. Please try again in a moment.",
         _ => return None,
@@ -145,6 +150,10 @@ fn error_key(err: &AppError) -> &'static str {
             code: "email_not_verified",
             ..
         } => "email_not_verified",
+        AppError::Forbidden {
+            code: "mfa_step_up_required",
+            ..
+        } => "mfa_step_up_required",
         AppError::Forbidden { .. } | AppError::Unauthorized { .. } => "link_refused",
         AppError::Disabled { .. } | AppError::BadGateway { .. } => "provider_unavailable",
         AppError::NotFound { .. } => "unknown_provider",
@@ -187,6 +196,9 @@ pub async fn start(
     let intent = match (form.intent.as_str(), &visitor.signed_in) {
         ("link", Some(current)) => {
             if let Err(e) = account::ensure_verified(&state, &current.current) {
+                return failed(&state, true, error_key(&e));
+            }
+            if let Err(e) = step_up::require_recent_factor(&state, &current.current).await {
                 return failed(&state, true, error_key(&e));
             }
             Intent::Link {
@@ -301,6 +313,12 @@ pub async fn callback(
             }
             Err(e) => failed(&state, signed_in.is_some(), error_key(&e)),
         },
+        Ok(Completion::MfaRequired(challenge)) => {
+            let prompt = super::mfa::prompt(&visitor, &challenge);
+            let (mut parts, body) = prompt.into_parts();
+            parts.headers.append(header::SET_COOKIE, clear);
+            visitor.finish(Response::from_parts(parts, body))
+        }
         Ok(Completion::Linked { .. }) => (
             AppendHeaders([(header::SET_COOKIE, clear)]),
             Redirect::to("/account?notice=identity_linked"),

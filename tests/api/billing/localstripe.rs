@@ -330,7 +330,96 @@ async fn concurrent_first_checkouts_leave_one_customer(backend: Backend) {
         .all(|s| Some(s.form["customer"].as_str()) == stored.as_deref()));
 }
 
+/// Deleting an account (by its owner, or by an admin) cancels its subscription at Stripe
+/// at once: the card is not charged for an account that no longer exists.
+async fn deleting_an_account_cancels_its_subscription(backend: Backend) {
+    let Some(ls) = LocalStripe::start().await else {
+        return;
+    };
+    let stripe = FakeStripe::start(Some(ls.base.clone())).await;
+    let app = billing_app(backend, &stripe.base).await;
+    let admin = app.admin("boss").await;
+    create_plan(&app, &admin, "pro", "subscription", "plan_pro").await;
+    let product = ls
+        .call(reqwest::Method::POST, "/v1/products", &[("name", "Pro")])
+        .await;
+    ls.call(
+        reqwest::Method::POST,
+        "/v1/plans",
+        &[
+            ("id", "plan_pro"),
+            ("amount", "999"),
+            ("currency", "usd"),
+            ("interval", "month"),
+            ("product", product["id"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    let alice = app.verified_user("alice").await;
+    let bob = app.verified_user("bob").await;
+    let mut subscriptions = Vec::new();
+    for user in [&alice, &bob] {
+        ok_json(
+            app.post(
+                "/billing/checkout",
+                &json!({"plan_id": "pro"}),
+                Some(&user.access),
+            )
+            .await,
+        )
+        .await;
+        let customer = app
+            .state
+            .store
+            .stripe_customer_of(user.id)
+            .await
+            .unwrap()
+            .expect("customer stored");
+        ls.card(&customer, true).await;
+        let sub = ls
+            .call(
+                reqwest::Method::POST,
+                "/v1/subscriptions",
+                &[("customer", &customer), ("items[0][plan]", "plan_pro")],
+            )
+            .await;
+        let sub_id = sub["id"].as_str().unwrap().to_owned();
+        let object = subscription(&sub_id, &customer, user.id, "active", "plan_pro");
+        let e = event(
+            &format!("evt_sub_{}", user.id),
+            "customer.subscription.created",
+            unix_now(),
+            object,
+        );
+        assert_eq!(deliver(&app, &e).await, "applied");
+        subscriptions.push(sub_id);
+    }
+    let r = app
+        .delete(
+            &format!("/auth/users/alice?password={}", alice.password),
+            Some(&alice.access),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = app.delete("/auth/users/bob", Some(&admin.access)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    for sub_id in &subscriptions {
+        let at_stripe = ls
+            .call(
+                reqwest::Method::GET,
+                &format!("/v1/subscriptions/{sub_id}"),
+                &[],
+            )
+            .await;
+        assert_eq!(
+            at_stripe["status"], "canceled",
+            "{sub_id} cancelled at once"
+        );
+    }
+}
+
 both_backends!(
+    deleting_an_account_cancels_its_subscription,
     payment_methods_and_subscription,
     concurrent_first_checkouts_leave_one_customer
 );

@@ -2,8 +2,11 @@
 //! as Stripe signs them, refunds and disputes, and the Stripe calls against localstripe.
 
 mod checkout;
+mod correctness;
+mod intake;
 mod localstripe;
 mod plans;
+mod races;
 mod refunds;
 pub(crate) mod support;
 mod webhooks;

@@ -140,6 +140,27 @@ async fn scrape(client: &reqwest::Client, url: &str) -> Samples {
     parse_exposition(&response.text().await.unwrap())
 }
 
+/// Series of a closed label set are there at 0 before their first event, so an alert on
+/// `rate(logins_total{outcome="throttled"}[5m])` has data on a fresh instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labelled_series_exist_at_zero_before_their_first_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(&base_env(dir.path()), dir.path()).await;
+    let samples = scrape(&reqwest::Client::new(), &server.url("/metrics")).await;
+    for series in [
+        "logins_total{outcome=\"success\"}",
+        "logins_total{outcome=\"throttled\"}",
+        "credit_operations_total{outcome=\"insufficient\",type=\"credit_used\"}",
+        "credit_operations_total{outcome=\"success\",type=\"credit_added\"}",
+        "mail_sent_total{outcome=\"failed\"}",
+        "rate_limited_total{bucket=\"auth\"}",
+        "stripe_events_total{outcome=\"invalid_signature\",type=\"other\"}",
+        "webhook_deliveries_total{outcome=\"failed\"}",
+    ] {
+        assert_eq!(samples.get(series), Some(&0.0), "{series} at 0");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_and_histograms_move_by_exactly_the_requests_made() {
     let dir = tempfile::tempdir().unwrap();

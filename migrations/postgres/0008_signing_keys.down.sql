@@ -1,0 +1,2 @@
+DROP INDEX signing_keys_one_per_state;
+DROP TABLE signing_keys;
