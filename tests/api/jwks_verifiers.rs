@@ -65,8 +65,7 @@ impl Judge {
         let node_dir = node_dir.parent()?.parent()?.to_path_buf();
         let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/verifiers");
         // ESM resolves `jose` next to the script: the script runs from the install.
-        let script = node_dir.join("verify.mjs");
-        std::fs::copy(here.join("verify.mjs"), &script).expect("copy verify.mjs");
+        let script = install_script(&here.join("verify.mjs"), &node_dir);
         let args = [
             app.url("/.well-known/jwks.json"),
             app.state.config.jwt.issuer.clone(),
@@ -79,23 +78,41 @@ impl Judge {
         Some((Judge::spawn("PyJWT", py), Judge::spawn("jose", js)))
     }
 
+    /// Why the verifier stopped answering: its exit status (its stderr is the test's).
+    fn died(&mut self) -> String {
+        let status = self._child.try_wait().ok().flatten();
+        format!("{} exited ({status:?}) instead of answering", self.name)
+    }
+
     /// Blocks this worker thread while the verifier answers (the app's tasks run on the
     /// runtime's other worker).
     async fn verify(&mut self, token: &str) -> Result<String, String> {
         let line = tokio::task::block_in_place(|| {
-            self.stdin
+            let sent = self
+                .stdin
                 .write_all(format!("{token}\n").as_bytes())
-                .unwrap();
-            self.stdin.flush().unwrap();
-            self.lines.next()
-        })
-        .unwrap_or_else(|| panic!("{} exited", self.name))
-        .unwrap();
+                .and_then(|()| self.stdin.flush());
+            sent.ok().and_then(|()| self.lines.next()?.ok())
+        });
+        let line = line.unwrap_or_else(|| panic!("{}", self.died()));
         match line.strip_prefix("ok ") {
             Some(sub) => Ok(sub.to_owned()),
             None => Err(line),
         }
     }
+}
+
+/// Copies the script into the install under one name. Tests run at once: each writes a
+/// file of its own and renames it over the shared name, so a verifier starting while
+/// another test copies never reads a half-written (or empty) module.
+fn install_script(source: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let staged = dir.join(format!(".verify-{}-{n}.mjs", std::process::id()));
+    std::fs::copy(source, &staged).expect("copy verify.mjs");
+    let script = dir.join("verify.mjs");
+    std::fs::rename(&staged, &script).expect("install verify.mjs");
+    script
 }
 
 async fn judged_by_both(backend: Backend, alg: &'static str) {

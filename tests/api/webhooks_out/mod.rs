@@ -70,7 +70,11 @@ impl Receiver {
     }
 
     pub fn set_secrets(&self, secrets: &[&str]) {
-        std::fs::write(&self.secrets, secrets.join("\n")).unwrap();
+        // Written aside and renamed: the receiver may read the file mid-delivery, and a
+        // truncated file would refuse a correctly signed message.
+        let staged = self.secrets.with_extension("new");
+        std::fs::write(&staged, secrets.join("\n")).unwrap();
+        std::fs::rename(&staged, &self.secrets).unwrap();
     }
 
     pub fn requests(&self) -> Vec<Value> {
