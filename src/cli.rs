@@ -305,7 +305,11 @@ async fn verify_ledger(config: &Config) -> anyhow::Result<()> {
     for (user_id, balance, held) in &overheld {
         println!("user {user_id}: active holds reserve {held} cents, balance is {balance} cents");
     }
-    if mismatches.is_empty() && overheld.is_empty() {
+    let stale = crate::services::credits::holds::stale_held(&*store).await?;
+    for (user_id, on_row, summed) in &stale {
+        println!("user {user_id}: balance row says holds reserve {on_row} cents, they reserve {summed} cents");
+    }
+    if mismatches.is_empty() && overheld.is_empty() && stale.is_empty() {
         println!("ledger ok: every balance equals the sum of its transactions; no account's holds exceed its balance");
         return Ok(());
     }
@@ -317,7 +321,7 @@ async fn verify_ledger(config: &Config) -> anyhow::Result<()> {
     }
     bail!(
         "ledger verification failed for {} user(s)",
-        mismatches.len() + overheld.len()
+        mismatches.len() + overheld.len() + stale.len()
     )
 }
 

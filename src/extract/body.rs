@@ -98,12 +98,57 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        json_error(&path, err.into_inner())
-    })?;
+    let value = match serde_path_to_error::deserialize(&mut de) {
+        Ok(value) => value,
+        Err(err) => {
+            let path = err.path().to_string();
+            let err = err.into_inner();
+            let first = field_error(
+                "body",
+                &path,
+                &err.to_string(),
+                err.is_syntax() || err.is_eof(),
+            );
+            return Err(AppError::Validation(every_field_error::<T>(bytes, first)));
+        }
+    };
     de.end().map_err(|err| json_error("", err))?;
     Ok(value)
+}
+
+/// serde stops at the first bad field; a client (and the pages) want every one, as the
+/// original's validation gives. Each bad top-level field is taken out and the rest tried
+/// again, until it parses or a field is missing: serde names one missing field at a time,
+/// and one we took out would be named next, so that is where the list ends.
+fn every_field_error<T: DeserializeOwned>(bytes: &[u8], first: FieldError) -> Vec<FieldError> {
+    const MAX_FIELDS: usize = 32;
+    let top = |e: &FieldError| e.loc.get(1).cloned();
+    let mut errors = vec![first];
+    let Ok(serde_json::Value::Object(mut object)) = serde_json::from_slice(bytes) else {
+        return errors;
+    };
+    while errors.len() < MAX_FIELDS {
+        let Some(field) = top(&errors[errors.len() - 1]) else {
+            break;
+        };
+        if object.remove(&field).is_none() {
+            break; // a missing field: the next try would name it again
+        }
+        let Ok(rest) = serde_json::to_vec(&object) else {
+            break;
+        };
+        let mut de = serde_json::Deserializer::from_slice(&rest);
+        let Err(err) = serde_path_to_error::deserialize::<_, T>(&mut de) else {
+            break;
+        };
+        let path = err.path().to_string();
+        let next = field_error("body", &path, &err.into_inner().to_string(), false);
+        if errors.iter().any(|e| top(e) == top(&next)) {
+            break; // the field we took out, now reported missing
+        }
+        errors.push(next);
+    }
+    errors
 }
 
 fn parse_urlencoded<T: DeserializeOwned>(location: &str, raw: &[u8]) -> Result<T, AppError> {

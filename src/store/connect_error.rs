@@ -96,7 +96,7 @@ pub fn cause_of_sqlx(error: &sqlx::Error) -> String {
     }
 }
 
-fn cause_of(error: &anyhow::Error) -> String {
+pub(super) fn cause_of(error: &anyhow::Error) -> String {
     for source in error.chain() {
         if let Some(sqlx_error) = source.downcast_ref::<sqlx::Error>() {
             return match sqlx_error {

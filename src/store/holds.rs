@@ -146,4 +146,7 @@ pub trait HoldStore: Send + Sync + 'static {
     async fn expire_holds(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<CreditHold>>;
     /// Accounts whose active holds reserve more than their balance (`ledger verify`).
     async fn overheld_accounts(&self, now: DateTime<Utc>) -> StoreResult<Vec<(i64, i64, i64)>>;
+    /// Accounts whose balance row says its holds reserve another sum than they do, while a
+    /// read would trust the row (`ledger verify`): `(user, on the row, summed)`.
+    async fn stale_held_accounts(&self, now: DateTime<Utc>) -> StoreResult<Vec<(i64, i64, i64)>>;
 }

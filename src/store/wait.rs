@@ -85,10 +85,16 @@ where
             }
             Err(error) => error,
         };
+        // sqlx's message repeats the server's (its source): the cause in words, once.
+        let cause = super::connect_error::cause_of(&error);
+        if is_permanent(&error) {
+            // The server answered and refused: waiting cannot change that.
+            anyhow::bail!("database at {host} refused the connection: {cause} (not retried)");
+        }
         let now = Instant::now();
         if now >= deadline {
             anyhow::bail!(
-                "database at {host} not reachable after {tries} tries in {} s: {error:#}",
+                "database at {host} not reachable after {tries} tries in {} s: {cause}",
                 timeout.as_secs()
             );
         }
@@ -97,11 +103,24 @@ where
             host,
             try_number = tries,
             retry_in_ms = wait.as_millis() as u64,
-            "database not reachable yet: {error:#}"
+            "database not reachable yet: {cause}"
         );
         tokio::time::sleep(wait).await;
         delay = (delay * 2).min(MAX_DELAY);
     }
+}
+
+/// A refusal by a server that is up — the database does not exist, the user or password is
+/// wrong — as opposed to one not up yet (refused, unreachable, starting up: those retry).
+fn is_permanent(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .any(|e| match e.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => {
+                matches!(db.code().as_deref(), Some("3D000" | "28P01" | "28000"))
+            }
+            _ => false,
+        })
 }
 
 #[cfg(test)]

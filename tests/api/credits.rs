@@ -8,6 +8,7 @@ use crate::helpers::*;
 
 pub mod batch_support;
 mod group_commit;
+mod held_on_balance;
 mod holds;
 
 const KEY: &str = "internal-key-one";

@@ -39,6 +39,7 @@ mod sessions;
 mod signing_key_logs;
 mod signing_keys;
 mod tokens;
+mod validation_every_field;
 mod web;
 mod web_account;
 mod web_adopter;

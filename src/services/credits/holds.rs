@@ -272,3 +272,9 @@ pub async fn run_expiry(store: Arc<dyn Store>, interval: Duration) {
 pub async fn overheld(store: &dyn Store) -> Result<Vec<(i64, i64, i64)>, StoreError> {
     store.overheld_accounts(now()).await
 }
+
+/// Accounts whose balance row carries another held sum than their holds add up to, while
+/// reads trust the row: `(user, on the row, summed)`.
+pub async fn stale_held(store: &dyn Store) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+    store.stale_held_accounts(now()).await
+}

@@ -11,11 +11,34 @@ pub(in crate::store) const HOLD_COLUMNS: &str = "id, user_id, amount, status, re
 pub(in crate::store) const HELD_SUM: &str = "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) \
      FROM credit_holds WHERE user_id = $1 AND status = 'held' AND expires_at > $2";
 
+/// Rewrites on user `$1`'s balance row (whose lock the transaction holds) what the holds
+/// active at `$2` reserve and when the first of them expires (migration 0013): every
+/// change of a hold runs it, so a read may trust the row until that expiry. The expiry
+/// job leaves it alone: it only marks holds whose expiry has passed, which a read already
+/// stops trusting the row for.
+pub(in crate::store) const RECOUNT_HELD: &str = "UPDATE credit_balances SET \
+     held = (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM credit_holds \
+     WHERE user_id = $1 AND status = 'held' AND expires_at > $2), \
+     held_soonest = (SELECT MIN(expires_at) FROM credit_holds \
+     WHERE user_id = $1 AND status = 'held' AND expires_at > $2) \
+     WHERE user_id = $1";
+
 /// A status filter at `$2`: `held` and `expired` are decided by the time, not the row.
 pub(in crate::store) const HOLD_STATUS_FILTER: &str = "($3 IS NULL \
      OR ($3 = 'held' AND status = 'held' AND expires_at > $2) \
      OR ($3 = 'expired' AND (status = 'expired' OR (status = 'held' AND expires_at <= $2))) \
      OR ($3 IN ('captured', 'released') AND status = $3))";
+
+/// Runs `RECOUNT_HELD` in a hold's transaction.
+macro_rules! recount_held {
+    ($tx:expr, $user_id:expr, $now:expr) => {
+        sqlx::query($crate::store::sql::holds::RECOUNT_HELD)
+            .bind($user_id)
+            .bind($now)
+            .execute($tx)
+            .await?
+    };
+}
 
 macro_rules! impl_hold_store {
     ($store:ty) => {
@@ -78,6 +101,7 @@ macro_rules! impl_hold_store {
                 .bind(hold.expires_at)
                 .fetch_one(&mut *tx)
                 .await?;
+                $crate::store::sql::holds::recount_held!(&mut *tx, hold.user_id, hold.created_at);
                 insert_activity!(&mut *tx, activity, activity.user_id);
                 tx.commit().await?;
                 Ok(CreateHoldOutcome::Created {
@@ -207,6 +231,7 @@ macro_rules! impl_hold_store {
                     settled.transaction_id = Some(written.id);
                     transaction = Some(written);
                 }
+                $crate::store::sql::holds::recount_held!(&mut *tx, user_id, now);
                 insert_activity!(&mut *tx, activity, activity.user_id);
                 tx.commit().await?;
                 Ok(CaptureOutcome::Captured {
@@ -246,6 +271,7 @@ macro_rules! impl_hold_store {
                 .fetch_optional(&mut *tx)
                 .await?;
                 if let Some(released) = released {
+                    $crate::store::sql::holds::recount_held!(&mut *tx, user_id, now);
                     insert_activity!(&mut *tx, activity, activity.user_id);
                     tx.commit().await?;
                     return Ok(ReleaseOutcome::Released(released));
@@ -359,8 +385,25 @@ macro_rules! impl_hold_store {
                 .fetch_all(self.reader())
                 .await?)
             }
+
+            async fn stale_held_accounts(
+                &self,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Vec<(i64, i64, i64)>> {
+                Ok(sqlx::query_as(
+                    "SELECT user_id, on_row, summed FROM (SELECT b.user_id, \
+                     CASE WHEN b.held_soonest IS NULL THEN 0 ELSE b.held END AS on_row, \
+                     (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM credit_holds h \
+                     WHERE h.user_id = b.user_id AND h.status = 'held' AND h.expires_at > $1) AS summed \
+                     FROM credit_balances b WHERE b.held_soonest IS NULL OR b.held_soonest > $1) AS c \
+                     WHERE on_row <> summed ORDER BY user_id",
+                )
+                .bind(now)
+                .fetch_all(self.reader())
+                .await?)
+            }
         }
     };
 }
 
-pub(in crate::store) use impl_hold_store;
+pub(in crate::store) use {impl_hold_store, recount_held};

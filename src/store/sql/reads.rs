@@ -60,14 +60,17 @@ pub(in crate::store) const READ_USER: &str = concat!(
     "LEFT JOIN users t ON t.id = $2"
 );
 
-/// `$1` session id or NULL, `$2` the account, `$3` now: with what its active holds reserve
-/// (a scalar subquery, so the balance with its holds stays one statement).
+/// `$1` session id or NULL, `$2` the account, `$3` now: with what its active holds reserve.
+/// The balance row carries that sum until the first counted hold expires (migration 0013);
+/// only after that, until the account's next hold change, does the read sum the holds (a
+/// scalar subquery CASE evaluates only then, so it stays one statement either way).
 pub(in crate::store) const READ_BALANCE: &str = concat!(
     "SELECT ",
     caller_columns!(),
     ", t.id AS t_id, t.created_at AS t_created_at, b.balance AS b_balance, b.updated_at AS b_updated_at, \
-     (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM credit_holds h \
-     WHERE h.user_id = $2 AND h.status = 'held' AND h.expires_at > $3) AS held ",
+     CASE WHEN b.held_soonest IS NULL THEN 0 WHEN b.held_soonest > $3 THEN b.held \
+     ELSE (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM credit_holds h \
+     WHERE h.user_id = $2 AND h.status = 'held' AND h.expires_at > $3) END AS held ",
     caller_joins!(),
     "LEFT JOIN users t ON t.id = $2 \
      LEFT JOIN credit_balances b ON b.user_id = t.id"

@@ -39,7 +39,13 @@ async fn hold(app: &TestApp, user_id: i64, amount: &str, reference: &str) -> Ans
     .await
 }
 
-async fn hold_ttl(app: &TestApp, user_id: i64, amount: &str, reference: &str, ttl: i64) -> Value {
+pub(super) async fn hold_ttl(
+    app: &TestApp,
+    user_id: i64,
+    amount: &str,
+    reference: &str,
+    ttl: i64,
+) -> Value {
     let (status, body, _) = post(
         app,
         "/credits/holds",
@@ -50,7 +56,7 @@ async fn hold_ttl(app: &TestApp, user_id: i64, amount: &str, reference: &str, tt
     body
 }
 
-async fn capture(app: &TestApp, user_id: i64, id: i64, amount: Value) -> Answered {
+pub(super) async fn capture(app: &TestApp, user_id: i64, id: i64, amount: Value) -> Answered {
     post(
         app,
         &format!("/credits/holds/{id}/capture"),
@@ -59,7 +65,7 @@ async fn capture(app: &TestApp, user_id: i64, id: i64, amount: Value) -> Answere
     .await
 }
 
-async fn release(app: &TestApp, user_id: i64, id: i64) -> Answered {
+pub(super) async fn release(app: &TestApp, user_id: i64, id: i64) -> Answered {
     post(
         app,
         &format!("/credits/holds/{id}/release?user_id={user_id}"),
@@ -68,7 +74,7 @@ async fn release(app: &TestApp, user_id: i64, id: i64) -> Answered {
     .await
 }
 
-async fn balance(app: &TestApp, user_id: i64) -> Value {
+pub(super) async fn balance(app: &TestApp, user_id: i64) -> Value {
     app.client
         .get(app.url(&format!("/credits/balance?user_id={user_id}")))
         .header("X-API-Key", KEY)
@@ -81,7 +87,7 @@ async fn balance(app: &TestApp, user_id: i64) -> Value {
 }
 
 /// `auth-service ledger verify` on this app's database must pass.
-fn ledger_verify(app: &TestApp) {
+pub(super) fn ledger_verify(app: &TestApp) {
     let out = Command::new(BINARY)
         .args(["ledger", "verify"])
         .env_clear()
@@ -97,7 +103,7 @@ fn ledger_verify(app: &TestApp) {
 }
 
 /// Makes a hold's expiry a moment ago, as time passing would (no sleeping for an hour).
-async fn age(app: &TestApp, hold_id: i64) {
+pub(super) async fn age(app: &TestApp, hold_id: i64) {
     let past = (chrono::Utc::now() - chrono::Duration::seconds(1)).to_rfc3339();
     match app.backend {
         Backend::Postgres => {
@@ -108,15 +114,37 @@ async fn age(app: &TestApp, hold_id: i64) {
                 .execute(&pool)
                 .await
                 .unwrap();
+            // Time that passed would have passed for the balance row's first expiry too.
+            sqlx::query(
+                "UPDATE credit_balances SET held_soonest = $1::timestamptz \
+                 WHERE user_id = (SELECT user_id FROM credit_holds WHERE id = $2) \
+                 AND held_soonest > $1::timestamptz",
+            )
+            .bind(&past)
+            .bind(hold_id)
+            .execute(&pool)
+            .await
+            .unwrap();
         }
         Backend::Sqlite => {
             let pool = sqlx::SqlitePool::connect(&app.db.url).await.unwrap();
+            let past = chrono::Utc::now() - chrono::Duration::seconds(1);
             sqlx::query("UPDATE credit_holds SET expires_at = $1 WHERE id = $2")
-                .bind(chrono::Utc::now() - chrono::Duration::seconds(1))
+                .bind(past)
                 .bind(hold_id)
                 .execute(&pool)
                 .await
                 .unwrap();
+            sqlx::query(
+                "UPDATE credit_balances SET held_soonest = $1 \
+                 WHERE user_id = (SELECT user_id FROM credit_holds WHERE id = $2) \
+                 AND held_soonest > $1",
+            )
+            .bind(past)
+            .bind(hold_id)
+            .execute(&pool)
+            .await
+            .unwrap();
         }
     }
 }

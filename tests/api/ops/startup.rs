@@ -85,6 +85,58 @@ async fn gives_up_naming_the_host_but_never_the_password() {
     );
 }
 
+/// A server that is up and refuses (here: no such database) is not waited for: the binary
+/// stops at once, saying why once, instead of retrying for the whole timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_database_is_not_retried_and_said_once() {
+    if !Backend::Postgres.available().await {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::helpers::test_database_server();
+    let base = server
+        .trim_end_matches('/')
+        .rsplit_once('/')
+        .map_or(server.clone(), |(base, _)| base.to_owned());
+    let mut env = base_env(dir.path());
+    env.insert(
+        "DATABASE_URL".into(),
+        format!("{base}/no_such_database_{}", uuid::Uuid::new_v4().simple()),
+    );
+    env.insert("DATABASE_CONNECT_TIMEOUT_SECONDS".into(), "60".into());
+    let started = std::time::Instant::now();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(BINARY)
+            .env_clear()
+            .envs(&env)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    });
+    let output = tokio::time::timeout(Duration::from_secs(50), output)
+        .await
+        .expect("the binary waited although the server refused")
+        .unwrap();
+    assert!(!output.status.success(), "exit status {:?}", output.status);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "retried for {:?}",
+        started.elapsed()
+    );
+    let text = strip_ansi(&format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ));
+    assert!(!text.contains("not reachable yet"), "retried:\n{text}");
+    assert_eq!(
+        text.matches("does not exist").count(),
+        1,
+        "the cause once:\n{text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_on_an_empty_database_migrate_it_once_and_all_serve() {
     if !Backend::Postgres.available().await {

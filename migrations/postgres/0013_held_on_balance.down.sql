@@ -1,0 +1,2 @@
+ALTER TABLE credit_balances DROP COLUMN held_soonest;
+ALTER TABLE credit_balances DROP COLUMN held;
