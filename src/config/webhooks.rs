@@ -15,6 +15,9 @@ pub struct WebhookConfig {
     pub poll_interval: Duration,
     /// WEBHOOK_CONCURRENCY: sends in flight per instance.
     pub concurrency: usize,
+    /// CREDITS_LOW_BALANCE_THRESHOLD, in cents: `credits.low_balance` is produced when an
+    /// account's available credits go from at least this to below it. `None`: never.
+    pub low_balance_threshold: Option<i64>,
 }
 
 impl WebhookConfig {
@@ -32,7 +35,21 @@ impl WebhookConfig {
                 "WEBHOOK_POLL_MS must be 10..60000 and WEBHOOK_CONCURRENCY 1..1024",
             ));
         }
+        let low_balance_threshold = vars
+            .string("CREDITS_LOW_BALANCE_THRESHOLD")
+            .map(|raw| {
+                crate::domain::Credits::parse(&raw)
+                    .map(|c| c.cents())
+                    .map_err(|why| {
+                        err(format!(
+                            "CREDITS_LOW_BALANCE_THRESHOLD must be an amount of credits above 0 \
+                         (e.g. 5 or 2.50): {why}"
+                        ))
+                    })
+            })
+            .transpose()?;
         Ok(Self {
+            low_balance_threshold,
             allow_private_networks: vars.flag("WEBHOOK_ALLOW_PRIVATE_NETWORKS", false)?,
             retry_scale,
             poll_interval: Duration::from_millis(poll),

@@ -9,17 +9,18 @@ use crate::config::Config;
 /// Opens the backend named by the URL's scheme, and applies pending migrations (fail fast).
 pub async fn connect(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let url = &config.database_url;
+    let low_balance = config.webhooks.low_balance_threshold;
     let store: Arc<dyn Store> = if config.is_sqlite() {
         Arc::new(
             match SqliteStore::connect(url, config.db_max_connections).await {
-                Ok(store) => store,
+                Ok(store) => store.with_low_balance_threshold(low_balance),
                 Err(e) => return Err(connect_error::explain(url, &e).await),
             },
         )
     } else {
         Arc::new(
             match PgStore::connect(url, config.db_max_connections).await {
-                Ok(store) => store,
+                Ok(store) => store.with_low_balance_threshold(low_balance),
                 Err(e) => return Err(connect_error::explain(url, &e).await),
             },
         )

@@ -40,9 +40,17 @@ pub struct PgStore {
     pool: PgPool,
     /// Set for a multi-host DATABASE_URL: the watcher that follows the primary.
     failover: Option<Arc<super::pg_failover::Failover>>,
+    /// CREDITS_LOW_BALANCE_THRESHOLD in cents (`credits.low_balance`, DESIGN §16).
+    low_balance_threshold: Option<i64>,
 }
 
 impl PgStore {
+    /// Below this many cents of available credits a change produces `credits.low_balance`.
+    pub fn with_low_balance_threshold(mut self, cents: Option<i64>) -> Self {
+        self.low_balance_threshold = cents;
+        self
+    }
+
     const BACKEND: &'static str = "postgres";
 
     /// `SKIP LOCKED` lets several instances' workers claim disjoint batches without waiting.
@@ -120,7 +128,11 @@ impl PgStore {
         if let Some(f) = &failover {
             f.attach(pool.clone());
         }
-        Ok(Self { pool, failover })
+        Ok(Self {
+            pool,
+            failover,
+            low_balance_threshold: None,
+        })
     }
 
     pub fn pool(&self) -> &PgPool {

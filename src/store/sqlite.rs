@@ -44,9 +44,17 @@ pub fn unapplied_migrations() -> Vec<MigrationStatus> {
 pub struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    /// CREDITS_LOW_BALANCE_THRESHOLD in cents (`credits.low_balance`, DESIGN §16).
+    low_balance_threshold: Option<i64>,
 }
 
 impl SqliteStore {
+    /// Below this many cents of available credits a change produces `credits.low_balance`.
+    pub fn with_low_balance_threshold(mut self, cents: Option<i64>) -> Self {
+        self.low_balance_threshold = cents;
+        self
+    }
+
     const BACKEND: &'static str = "sqlite";
 
     /// The single writer connection already serialises claims.
@@ -96,7 +104,11 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { reader, writer })
+        Ok(Self {
+            reader,
+            writer,
+            low_balance_threshold: None,
+        })
     }
 
     /// SQLite has no data-modifying CTEs: a transaction on the single writer connection.

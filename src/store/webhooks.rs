@@ -155,6 +155,30 @@ impl Event {
     }
 
     /// Written by the hold-expiry job in the transaction that marks the hold expired.
+    /// What an account can spend went from at least `threshold` to below it.
+    pub fn low_balance(user_id: i64, available: i64, threshold: i64, at: DateTime<Utc>) -> Self {
+        let mut event = Self::new(
+            "credits.low_balance",
+            json!({"user_id": user_id, "available_cents": available, "threshold_cents": threshold}),
+        );
+        event.created_at = at;
+        event
+    }
+
+    /// `credits.low_balance` when a change took `user_id`'s available credits from
+    /// `before` to `after` across the threshold (`None`: the event is off).
+    pub fn low_balance_crossed(
+        threshold: Option<i64>,
+        user_id: i64,
+        before: i64,
+        after: i64,
+        at: DateTime<Utc>,
+    ) -> Option<Self> {
+        let threshold = threshold?;
+        (before >= threshold && after < threshold)
+            .then(|| Self::low_balance(user_id, after, threshold, at))
+    }
+
     pub fn hold_expired(hold: &super::CreditHold) -> Self {
         Self::new(
             "credits.hold.expired",

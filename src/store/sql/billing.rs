@@ -147,7 +147,7 @@ macro_rules! impl_billing_store {
                     tx.rollback().await?;
                     return Ok((EventOutcome::Duplicate, None));
                 }
-                let (outcome, user_id, detail) = Self::billing_effect(&mut *tx, event, effect).await?;
+                let (outcome, user_id, detail) = Self::billing_effect(&mut *tx, event, effect, self.low_balance_threshold).await?;
                 sqlx::query("UPDATE billing_events SET outcome = $2, user_id = $3, detail = $4 WHERE id = $1")
                     .bind(&event.id)
                     .bind(outcome.as_str())

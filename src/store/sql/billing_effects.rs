@@ -103,6 +103,7 @@ macro_rules! impl_billing_effects {
             #[allow(clippy::too_many_arguments)]
             async fn billing_ledger(
                 conn: &mut $conn,
+                low_balance: Option<i64>,
                 user_id: i64,
                 kind: CreditKind,
                 amount: i64,
@@ -143,6 +144,19 @@ macro_rules! impl_billing_effects {
                 .fetch_one(&mut *conn)
                 .await?;
                 insert_event!(&mut *conn, &$crate::store::Event::credit_transaction(&row));
+                if kind.debits() && low_balance.is_some() {
+                    let held: i64 = sqlx::query_scalar($crate::store::sql::holds::HELD_SUM)
+                        .bind(user_id)
+                        .bind(now)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    let crossed = $crate::store::Event::low_balance_crossed(
+                        low_balance, user_id, balance + amount - held, balance - held, now,
+                    );
+                    if let Some(low) = crossed {
+                        insert_event!(&mut *conn, &low);
+                    }
+                }
                 let activity = Activity {
                     user_id: Some(user_id),
                     event,
@@ -182,6 +196,7 @@ macro_rules! impl_billing_effects {
                 conn: &mut $conn,
                 event: &IncomingEvent,
                 effect: &EventEffect,
+                low_balance: Option<i64>,
             ) -> StoreResult<(EventOutcome, Option<i64>, Option<String>)> {
                 let now = event.received_at;
                 match effect {
@@ -217,7 +232,7 @@ macro_rules! impl_billing_effects {
                             "plan_id": plan.id, "reference": g.reference, "credits": plan.credits,
                             "transaction_type": g.kind.as_str(), "stripe_event": event.id,
                         });
-                        Self::billing_ledger(conn, user_id, g.kind, plan.credits, &g.reference,
+                        Self::billing_ledger(conn, low_balance, user_id, g.kind, plan.credits, &g.reference,
                             &format!("{} ({})", plan.name, plan.id), "billing_grant", details, now).await?;
                         insert_event!(&mut *conn, &$crate::store::Event::payment_succeeded(user_id, &g.reference, g.amount, &g.currency, plan.credits, &plan.id));
                         Ok((EventOutcome::Applied, Some(user_id), None))
@@ -328,7 +343,7 @@ macro_rules! impl_billing_effects {
                             "payment": p.reference, "charge": charge_id, "amount_refunded": refunded,
                             "credits": claw, "stripe_event": event.id,
                         });
-                        Self::billing_ledger(conn, p.user_id, CreditKind::Refund, claw, &reference,
+                        Self::billing_ledger(conn, low_balance, p.user_id, CreditKind::Refund, claw, &reference,
                             &format!("Refund of {}", p.reference), "billing_clawback", details, now).await?;
                         insert_event!(&mut *conn, &$crate::store::Event::payment_refunded(p.user_id, &p.reference, refunded, claw));
                         Ok((EventOutcome::Applied, Some(p.user_id), None))
@@ -348,7 +363,7 @@ macro_rules! impl_billing_effects {
                         let details = serde_json::json!({
                             "payment": p.reference, "dispute": dispute_id, "credits": claw, "stripe_event": event.id,
                         });
-                        Self::billing_ledger(conn, p.user_id, CreditKind::Refund, claw, dispute_id,
+                        Self::billing_ledger(conn, low_balance, p.user_id, CreditKind::Refund, claw, dispute_id,
                             &format!("Dispute of {}", p.reference), "billing_clawback", details, now).await?;
                         Ok((EventOutcome::Applied, Some(p.user_id), None))
                     }

@@ -100,6 +100,22 @@ macro_rules! impl_credit_store {
                     return plan.outcomes(batch, Vec::new());
                 }
                 let rows = Self::write_credit_batch(&mut *tx, user_id, &plan, batch).await?;
+                // Rows come in the batch's order: each is one step of the available sum.
+                let mut before = opening - held;
+                for row in &rows {
+                    let after = row.balance_after - held;
+                    let crossed = $crate::store::Event::low_balance_crossed(
+                        self.low_balance_threshold,
+                        user_id,
+                        before,
+                        after,
+                        row.created_at,
+                    );
+                    if let Some(low) = crossed {
+                        insert_event!(&mut *tx, &low);
+                    }
+                    before = after;
+                }
                 let outcomes = plan.outcomes(batch, rows)?;
                 tx.commit().await?;
                 Ok(outcomes)

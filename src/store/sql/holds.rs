@@ -102,6 +102,16 @@ macro_rules! impl_hold_store {
                 .fetch_one(&mut *tx)
                 .await?;
                 $crate::store::sql::holds::recount_held!(&mut *tx, hold.user_id, hold.created_at);
+                let crossed = $crate::store::Event::low_balance_crossed(
+                    self.low_balance_threshold,
+                    hold.user_id,
+                    balance - held,
+                    balance - held - hold.amount,
+                    hold.created_at,
+                );
+                if let Some(low) = crossed {
+                    insert_event!(&mut *tx, &low);
+                }
                 insert_activity!(&mut *tx, activity, activity.user_id);
                 tx.commit().await?;
                 Ok(CreateHoldOutcome::Created {

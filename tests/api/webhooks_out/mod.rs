@@ -4,6 +4,8 @@
 
 mod delivery;
 mod endpoints;
+mod low_balance;
+mod restart;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
