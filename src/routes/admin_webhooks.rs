@@ -1,7 +1,8 @@
 //! Outgoing webhook endpoints, managed by admins (DESIGN §16).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -110,10 +111,24 @@ async fn create_endpoint(
     ))]
 async fn list_endpoints(
     State(state): State<AppState>,
-    _admin: Admin,
-) -> Result<Json<Vec<EndpointResponse>>, AppError> {
-    let all = state.store.endpoints().await?;
-    Ok(Json(all.into_iter().map(Into::into).collect()))
+    headers: HeaderMap,
+    admin: Result<Admin, AppError>,
+) -> Result<Response, AppError> {
+    if let Err(e) = admin {
+        // A person who typed the address (a browser, no token): the admin page.
+        let browser = !headers.contains_key(header::AUTHORIZATION)
+            && headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/html"));
+        if browser && state.config.web.enabled {
+            return Ok(Redirect::to("/admin/webhooks/manage").into_response());
+        }
+        return Err(e);
+    }
+    let all = state.webhooks.endpoints().await?;
+    let body: Vec<EndpointResponse> = all.into_iter().map(Into::into).collect();
+    Ok(Json(body).into_response())
 }
 
 #[utoipa::path(get, path = "/admin/webhooks/{id}", tag = "webhooks", params(("id" = i64, Path)),
@@ -195,9 +210,7 @@ async fn delete_endpoint(
     Path(id): Path<String>,
 ) -> Result<Json<MessageResponse>, AppError> {
     let id = super::path_id(&id)?;
-    if !state.store.delete_endpoint(id).await? {
-        return Err(AppError::not_found("Webhook endpoint not found"));
-    }
+    state.webhooks.delete(id).await?;
     Ok(Json(MessageResponse::new("Webhook endpoint deleted")))
 }
 

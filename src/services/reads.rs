@@ -82,7 +82,10 @@ pub async fn balance(
     requested: Option<i64>,
 ) -> Result<Balance, AppError> {
     let (session_id, target) = target_of(caller, requested)?;
-    let read = state.store.read_balance(session_id, target).await?;
+    let read = state
+        .store
+        .read_balance(session_id, target, requested.is_none())
+        .await?;
     let caller = admit(state, caller, read.caller)?;
     let user_id = credits::account_of(&caller, requested, "query")?;
     let account = read

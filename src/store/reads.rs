@@ -69,10 +69,13 @@ pub struct RefreshRead {
 #[async_trait]
 pub trait ReadStore: Send + Sync + 'static {
     async fn read_user(&self, session_id: &str, user_id: i64) -> StoreResult<UserRead>;
+    /// `own`: the account is the session's own (the caller named no other), which lets
+    /// the statement find it through the session.
     async fn read_balance(
         &self,
         session_id: Option<&str>,
         user_id: i64,
+        own: bool,
     ) -> StoreResult<BalanceRead>;
     async fn read_transactions(
         &self,

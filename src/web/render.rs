@@ -33,6 +33,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         "credits.html",
         "admin.html",
         "admin_billing.html",
+        "admin_webhooks.html",
     ) {
         // The sources are part of the binary; `templates_parse` (a unit test) and the
         // start-up call in `web::router` catch a broken one before any request.
@@ -198,6 +199,7 @@ mod tests {
             "account.html",
             "admin.html",
             "admin_billing.html",
+            "admin_webhooks.html",
             "credits.html",
         ] {
             assert!(templates().get_template(name).is_ok(), "{name}");

@@ -47,4 +47,5 @@ mod web_billing;
 mod web_browser;
 mod web_driver;
 mod web_providers;
+mod web_webhooks;
 mod webhooks_out;

@@ -72,6 +72,19 @@ async fn an_authenticator_app_is_set_up_used_and_removed_from_the_pages() {
     assert_eq!(status, StatusCode::OK, "{done}");
     let codes = recovery_codes(&done);
     assert_eq!(codes.len(), 10, "{done}");
+    // The same codes as a text file to download.
+    let marker = "download=\"recovery-codes.txt\" href=\"data:text/plain;charset=utf-8,";
+    let start = done.find(marker).expect("a download link") + marker.len();
+    let href = &done[start..start + done[start..].find('"').unwrap()];
+    let file: String = form_urlencoded::parse(format!("f={href}").as_bytes())
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    for code in &codes {
+        assert!(
+            file.lines().any(|l| l == code),
+            "{code} not in the file: {file:?}"
+        );
+    }
     let account = visit.get("/account").await.text().await.unwrap();
     assert!(account.contains("Recovery codes left: 10"), "{account}");
 

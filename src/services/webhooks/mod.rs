@@ -165,6 +165,30 @@ impl Webhooks {
         Ok(event.id)
     }
 
+    /// Deletes the endpoint with its deliveries.
+    pub async fn delete(&self, id: i64) -> Result<(), AppError> {
+        if !self.store.delete_endpoint(id).await? {
+            return Err(AppError::not_found("Webhook endpoint not found"));
+        }
+        Ok(())
+    }
+
+    /// Every endpoint (the admin page and list).
+    pub async fn endpoints(&self) -> Result<Vec<WebhookEndpoint>, AppError> {
+        Ok(self.store.endpoints().await?)
+    }
+
+    /// The endpoint's latest deliveries, newest first.
+    pub async fn deliveries(
+        &self,
+        id: i64,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<crate::store::WebhookDelivery>, AppError> {
+        self.endpoint(id).await?;
+        Ok(self.store.deliveries(id, status, limit).await?)
+    }
+
     pub async fn retry(&self, id: i64, delivery_id: i64) -> Result<(), AppError> {
         if !self.store.retry_delivery(id, delivery_id, now()).await? {
             return Err(AppError::not_found("Delivery not found"));

@@ -29,8 +29,8 @@ pub(super) use lifecycle::impl_lifecycle_store;
 pub(super) use mail::impl_mail_store;
 pub(super) use mfa::impl_mfa_store;
 pub(super) use reads::{
-    impl_read_store, READ_BALANCE, READ_LIVE_SESSIONS, READ_REFRESH, READ_TRANSACTIONS, READ_USER,
-    SESSION_WITH_USER,
+    impl_read_store, READ_BALANCE, READ_LIVE_SESSIONS, READ_OWN_BALANCE, READ_REFRESH,
+    READ_TRANSACTIONS, READ_USER, SESSION_WITH_USER,
 };
 pub(super) use sessions::impl_session_store;
 pub(super) use signing_keys::{impl_signing_key_store, lost_race, SIGNING_KEY_COLUMNS};

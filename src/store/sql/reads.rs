@@ -34,6 +34,12 @@ macro_rules! caller_columns {
         concat!(session_as!("s", "s_"), ", ", user_as!("u", "u_"))
     };
 }
+macro_rules! balance_columns {
+    () => {
+        "b.balance AS b_balance, b.updated_at AS b_updated_at, b.held AS b_held, \
+         b.held_soonest AS b_held_soonest "
+    };
+}
 macro_rules! caller_joins {
     () => {
         "FROM (SELECT 1 AS one) AS q \
@@ -60,20 +66,29 @@ pub(in crate::store) const READ_USER: &str = concat!(
     "LEFT JOIN users t ON t.id = $2"
 );
 
-/// `$1` session id or NULL, `$2` the account, `$3` now: with what its active holds reserve.
-/// The balance row carries that sum until the first counted hold expires (migration 0013);
-/// only after that, until the account's next hold change, does the read sum the holds (a
-/// scalar subquery CASE evaluates only then, so it stays one statement either way).
+/// `$1` session id or NULL, `$2` the account: its balance row with what its holds reserve
+/// as the row carries it (migration 0013), `b_held` trusted while `b_held_soonest` is in
+/// the future. No subquery: even one never evaluated costs PostgreSQL its executor set-up
+/// on every read, and this is the hottest read there is.
 pub(in crate::store) const READ_BALANCE: &str = concat!(
     "SELECT ",
     caller_columns!(),
-    ", t.id AS t_id, t.created_at AS t_created_at, b.balance AS b_balance, b.updated_at AS b_updated_at, \
-     CASE WHEN b.held_soonest IS NULL THEN 0 WHEN b.held_soonest > $3 THEN b.held \
-     ELSE (SELECT CAST(COALESCE(SUM(h.amount), 0) AS BIGINT) FROM credit_holds h \
-     WHERE h.user_id = $2 AND h.status = 'held' AND h.expires_at > $3) END AS held ",
+    ", t.id AS t_id, t.created_at AS t_created_at, ",
+    balance_columns!(),
     caller_joins!(),
     "LEFT JOIN users t ON t.id = $2 \
      LEFT JOIN credit_balances b ON b.user_id = t.id"
+);
+
+/// `$1` session id: READ_BALANCE for the session's own account (the common case), which
+/// the caller's row already is, so one join fewer.
+pub(in crate::store) const READ_OWN_BALANCE: &str = concat!(
+    "SELECT ",
+    caller_columns!(),
+    ", u.id AS t_id, u.created_at AS t_created_at, ",
+    balance_columns!(),
+    caller_joins!(),
+    "LEFT JOIN credit_balances b ON b.user_id = u.id"
 );
 
 /// `$1` session id or NULL, `$2` the account, `$3` limit, `$4` offset. The total is a scalar
@@ -194,22 +209,49 @@ macro_rules! impl_read_store {
                 &self,
                 session_id: Option<&str>,
                 user_id: i64,
+                own: bool,
             ) -> StoreResult<$crate::store::BalanceRead> {
                 use sqlx::Row;
-                let row = sqlx::query(super::sql::READ_BALANCE)
-                    .bind(session_id)
-                    .bind(user_id)
-                    .bind($crate::store::now())
-                    .fetch_one(self.reader())
-                    .await?;
+                let row = match (own, session_id) {
+                    (true, Some(session_id)) => {
+                        sqlx::query(super::sql::READ_OWN_BALANCE)
+                            .bind(session_id)
+                            .fetch_one(self.reader())
+                            .await?
+                    }
+                    _ => {
+                        sqlx::query(super::sql::READ_BALANCE)
+                            .bind(session_id)
+                            .bind(user_id)
+                            .fetch_one(self.reader())
+                            .await?
+                    }
+                };
                 let account = match row.try_get::<Option<DateTime<Utc>>, _>("t_created_at")? {
                     Some(user_created_at) => {
                         let balance: Option<i64> = row.try_get("b_balance")?;
                         let updated_at: Option<DateTime<Utc>> = row.try_get("b_updated_at")?;
+                        let on_row: Option<i64> = row.try_get("b_held")?;
+                        let soonest: Option<DateTime<Utc>> = row.try_get("b_held_soonest")?;
+                        let now = $crate::store::now();
+                        let held = match soonest {
+                            None => 0,
+                            Some(soonest) if soonest > now => on_row.unwrap_or(0),
+                            // A counted hold may have expired since the row was written:
+                            // sum the holds (rare: until the account's next hold change).
+                            Some(_) => {
+                                let account: i64 = row.try_get("t_id")?;
+                                sqlx::query_scalar(super::sql::holds::HELD_SUM)
+                                    .bind(account)
+                                    .bind(now)
+                                    .fetch_one(self.reader())
+                                    .await?
+                            }
+                        };
                         Some($crate::store::AccountBalance {
                             user_created_at,
                             balance: balance.zip(updated_at),
-                            held: row.try_get("held")?,
+                            held,
                         })
                     }
                     None => None,

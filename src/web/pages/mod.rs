@@ -11,6 +11,7 @@ mod identities;
 mod mfa;
 mod providers;
 mod security;
+mod webhooks;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -61,6 +62,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/users/flags", post(admin::change_flags))
         .route("/admin/credits", post(admin::grant))
         .route("/admin/billing", get(billing_events::page))
+        .route(
+            "/admin/webhooks/manage",
+            get(webhooks::page).post(webhooks::act),
+        )
 }
 
 /// Sends visitors where they belong: their account, or the sign-in page.
@@ -118,6 +123,11 @@ impl NoticeQuery {
             "identity_linked" => "The sign-in provider has been linked to your account.",
             "identity_unlinked" => "The sign-in provider has been unlinked.",
             "mfa_removed" => "Two-step verification is off: you sign in with your password alone.",
+            "endpoint_enabled" => "The endpoint is enabled: its pending deliveries go out now.",
+            "endpoint_disabled" => "The endpoint is disabled: nothing is sent to it until enabled.",
+            "endpoint_deleted" => "The endpoint and its deliveries have been deleted.",
+            "test_sent" => "A webhook.test event is on its way to the endpoint.",
+            "delivery_retried" => "The delivery is due again and will be sent in a moment.",
             "subscription_cancelled" => {
                 "Your subscription will end at the end of the current period."
             }

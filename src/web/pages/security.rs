@@ -77,9 +77,7 @@ pub async fn confirm(
     }
     let user = &signed_in.current.user;
     match mfa::confirm(&state, user, &form.code, &client).await {
-        Ok(codes) => user_page("mfa_setup.html", &signed_in)
-            .with("recovery_codes", codes.recovery_codes)
-            .into_response(),
+        Ok(codes) => codes_page(&signed_in, codes.recovery_codes),
         Err(e) => {
             // The pending secret is still the one to confirm: show it again.
             let mut errors = FormErrors::default();
@@ -119,11 +117,27 @@ pub async fn new_codes(
         Err(e) => Err(e),
     };
     match result {
-        Ok(codes) => user_page("mfa_setup.html", &signed_in)
-            .with("recovery_codes", codes.recovery_codes)
-            .into_response(),
+        Ok(codes) => codes_page(&signed_in, codes.recovery_codes),
         Err(e) => refused(&state, &signed_in, &e, &[]).await,
     }
+}
+
+/// The new recovery codes, shown this once, and the same as a text file to download (a
+/// `data:` link: nothing is kept on the server to fetch them again).
+fn codes_page(signed_in: &SignedIn, codes: Vec<String>) -> Response {
+    let file = format!(
+        "Recovery codes for {} (each signs you in once):\n\n{}\n",
+        signed_in.current.user.username,
+        codes.join("\n")
+    );
+    // Percent-encoded for the data: URL ("+" is not a space there).
+    let href: String = form_urlencoded::byte_serialize(file.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    user_page("mfa_setup.html", signed_in)
+        .with("recovery_codes", codes)
+        .with("codes_file", href)
+        .into_response()
 }
 
 /// POST /account/mfa/remove: the app and the recovery codes are removed.
