@@ -1,6 +1,6 @@
 //! The admins' webhooks page (DESIGN §16, issue 23): an admin registers an endpoint (its
 //! secret shown once), sends a test, sees the deliveries and retries one, rotates the
-//! secret, disables, enables and deletes it — each change visible through the API, each
+//! secret, changes its events, disables, enables and deletes it — each change visible through the API, each
 //! delivery verified by the standardwebhooks library. Bad input and forged forms change
 //! nothing; other users get no page.
 
@@ -211,6 +211,42 @@ async fn an_admin_manages_endpoints_on_the_page(backend: Backend) {
     assert_eq!(r.status(), StatusCode::OK);
     let rotated = shown_secret(&r.text().await.unwrap()).expect("new secret shown");
     assert_ne!(rotated, secret);
+
+    // Change the events and the description; a bad URL changes nothing.
+    let r = act(
+        &mut visit,
+        &[
+            ("action", "update"),
+            ("endpoint_id", &id),
+            ("url", &receiver.url),
+            ("events", "*"),
+            ("description", "billing"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let changed = &api_endpoints(&app, &admin).await[0];
+    assert_eq!(
+        (changed["events"].clone(), changed["description"].clone()),
+        (serde_json::json!(["*"]), "billing".into())
+    );
+    let r = act(
+        &mut visit,
+        &[
+            ("action", "update"),
+            ("endpoint_id", &id),
+            ("url", "ftp://example.com/x"),
+            ("events", "user.created"),
+            ("description", ""),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let unchanged = &api_endpoints(&app, &admin).await[0];
+    assert_eq!(
+        (unchanged["url"].as_str(), unchanged["events"].clone()),
+        (Some(receiver.url.as_str()), serde_json::json!(["*"]))
+    );
 
     // Disable, enable, delete: the API sees each.
     let r = act(&mut visit, &[("action", "disable"), ("endpoint_id", &id)]).await;

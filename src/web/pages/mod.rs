@@ -123,6 +123,7 @@ impl NoticeQuery {
             "identity_linked" => "The sign-in provider has been linked to your account.",
             "identity_unlinked" => "The sign-in provider has been unlinked.",
             "mfa_removed" => "Two-step verification is off: you sign in with your password alone.",
+            "endpoint_updated" => "The endpoint has been changed.",
             "endpoint_enabled" => "The endpoint is enabled: its pending deliveries go out now.",
             "endpoint_disabled" => "The endpoint is disabled: nothing is sent to it until enabled.",
             "endpoint_deleted" => "The endpoint and its deliveries have been deleted.",

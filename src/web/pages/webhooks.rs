@@ -1,5 +1,6 @@
 //! The admins' page for outgoing webhooks (DESIGN §16): the endpoints, registering one
-//! (its secret shown once, on the answer page, never in a URL), enabling, disabling,
+//! (its secret shown once, on the answer page, never in a URL), changing its URL, events
+//! and description, enabling, disabling,
 //! testing, rotating the secret, deleting, and an endpoint's latest deliveries with a
 //! retry button. The API (/admin/webhooks) does the same for programs; both go through
 //! `services::webhooks`. Every change is one form (POST /admin/webhooks/manage) naming its
@@ -35,7 +36,7 @@ pub struct WebhooksQuery {
 #[serde(default)]
 pub struct WebhookForm {
     csrf: String,
-    /// create | enable | disable | test | rotate | delete | retry
+    /// create | update | enable | disable | test | rotate | delete | retry
     action: String,
     endpoint_id: String,
     delivery_id: String,
@@ -56,6 +57,7 @@ struct NewValues {
 struct EndpointRow {
     id: i64,
     url: String,
+    /// As the edit form's field takes them back.
     events: String,
     description: String,
     enabled: bool,
@@ -242,6 +244,20 @@ pub async fn act(
                     return render(&state, &signed_in, view, e.status()).await;
                 }
             }
+        }
+        ("update", Some(id)) => {
+            let events = event_list(&form.events);
+            let description = Some(form.description.trim()).filter(|d| !d.is_empty());
+            webhooks
+                .update(
+                    id,
+                    Some(form.url.trim()),
+                    Some(&events),
+                    Some(description),
+                    None,
+                )
+                .await
+                .map(|_| after("endpoint_updated"))
         }
         ("enable", Some(id)) => webhooks
             .update(id, None, None, None, Some(true))

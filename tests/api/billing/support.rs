@@ -275,8 +275,18 @@ async fn other(State(state): State<Arc<StandIn>>, request: Request) -> AxumRespo
 
 /// The app with billing on, pointed at `stripe_base`.
 pub async fn billing_app(backend: Backend, stripe_base: &str) -> TestApp {
+    billing_app_with(backend, stripe_base, |_| {}).await
+}
+
+/// `billing_app` with more settings.
+pub async fn billing_app_with(
+    backend: Backend,
+    stripe_base: &str,
+    more: impl FnOnce(&mut std::collections::HashMap<String, String>),
+) -> TestApp {
     let base = stripe_base.to_owned();
     spawn_app_with(backend, move |vars| {
+        more(vars);
         vars.insert("STRIPE_SECRET_KEY".into(), STRIPE_KEY.into());
         vars.insert(
             "STRIPE_WEBHOOK_SECRET".into(),

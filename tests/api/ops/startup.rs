@@ -11,6 +11,33 @@ use super::proxy::{via_port, TcpProxy};
 use crate::helpers::{Backend, TestDatabase};
 use crate::logs::{base_env, strip_ansi, ServerProcess, BINARY};
 
+/// Runs the binary, which must exit non-zero within `within`: what it printed, colours removed.
+async fn run_to_failure(
+    env: std::collections::HashMap<String, String>,
+    dir: tempfile::TempDir,
+    within: Duration,
+) -> String {
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(BINARY)
+            .env_clear()
+            .envs(&env)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    });
+    let output = tokio::time::timeout(within, output)
+        .await
+        .expect("the binary gave up within the timeout")
+        .unwrap();
+    assert!(!output.status.success(), "exit status {:?}", output.status);
+    strip_ansi(&format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    ))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waits_for_a_database_that_appears_after_five_seconds() {
     if !Backend::Postgres.available().await {
@@ -52,25 +79,7 @@ async fn gives_up_naming_the_host_but_never_the_password() {
         format!("postgres://auth:pw-Sup3rSecret@127.0.0.1:{port}/auth"),
     );
     env.insert("DATABASE_CONNECT_TIMEOUT_SECONDS".into(), "2".into());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(BINARY)
-            .env_clear()
-            .envs(&env)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    });
-    let output = tokio::time::timeout(Duration::from_secs(60), output)
-        .await
-        .expect("the binary gave up within the timeout")
-        .unwrap();
-    assert!(!output.status.success(), "exit status {:?}", output.status);
-    let text = strip_ansi(&format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    ));
+    let text = run_to_failure(env, dir, Duration::from_secs(60)).await;
     assert!(
         text.contains(&format!("127.0.0.1:{port}")),
         "host not named:\n{text}"
@@ -105,30 +114,12 @@ async fn a_missing_database_is_not_retried_and_said_once() {
     );
     env.insert("DATABASE_CONNECT_TIMEOUT_SECONDS".into(), "60".into());
     let started = std::time::Instant::now();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(BINARY)
-            .env_clear()
-            .envs(&env)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    });
-    let output = tokio::time::timeout(Duration::from_secs(50), output)
-        .await
-        .expect("the binary waited although the server refused")
-        .unwrap();
-    assert!(!output.status.success(), "exit status {:?}", output.status);
+    let text = run_to_failure(env, dir, Duration::from_secs(50)).await;
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "retried for {:?}",
         started.elapsed()
     );
-    let text = strip_ansi(&format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    ));
     assert!(!text.contains("not reachable yet"), "retried:\n{text}");
     assert_eq!(
         text.matches("does not exist").count(),

@@ -5,6 +5,7 @@
 mod delivery;
 mod endpoints;
 mod low_balance;
+mod purchase;
 mod restart;
 
 use std::io::{BufRead, BufReader};
