@@ -13,9 +13,8 @@ pub(in crate::store) const HELD_SUM: &str = "SELECT CAST(COALESCE(SUM(amount), 0
 
 /// Rewrites on user `$1`'s balance row (whose lock the transaction holds) what the holds
 /// active at `$2` reserve and when the first of them expires (migration 0013): every
-/// change of a hold runs it, so a read may trust the row until that expiry. The expiry
-/// job leaves it alone: it only marks holds whose expiry has passed, which a read already
-/// stops trusting the row for.
+/// change of a hold runs it, so a read may trust the row until that expiry; the expiry
+/// job runs it too once it has marked an account's holds, so reads trust the row again.
 pub(in crate::store) const RECOUNT_HELD: &str = "UPDATE credit_balances SET \
      held = (SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM credit_holds \
      WHERE user_id = $1 AND status = 'held' AND expires_at > $2), \
@@ -378,6 +377,30 @@ macro_rules! impl_hold_store {
                     insert_event!(&mut *tx, &$crate::store::Event::hold_expired(hold));
                 }
                 tx.commit().await?;
+                // The accounts' balance rows still count what was just marked: each is
+                // recounted under its lock, taken first as every hold change takes it, in a
+                // transaction of its own (no hold row is locked meanwhile), so reads trust
+                // the row again instead of summing the holds until the next hold change.
+                let mut users: Vec<i64> = expired.iter().map(|h| h.user_id).collect();
+                users.sort_unstable();
+                users.dedup();
+                for user_id in users {
+                    let mut tx = self.writer().begin().await?;
+                    let locked = sqlx::query_scalar::<_, i64>(LOCK_BALANCE)
+                        .bind(user_id)
+                        .bind(now)
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(StoreError::from);
+                    match locked {
+                        Ok(_) => {}
+                        // Deleted meanwhile: nothing left to recount.
+                        Err(StoreError::MissingReference) => continue,
+                        Err(e) => return Err(e),
+                    }
+                    $crate::store::sql::holds::recount_held!(&mut *tx, user_id, now);
+                    tx.commit().await?;
+                }
                 Ok(expired)
             }
 

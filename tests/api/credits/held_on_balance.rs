@@ -13,6 +13,7 @@ use crate::helpers::*;
 
 both_backends!(
     the_balance_row_follows_every_hold_change,
+    the_expiry_job_rewrites_the_row,
     ledger_verify_finds_a_row_that_disagrees_with_the_holds,
 );
 
@@ -110,4 +111,24 @@ async fn ledger_verify_finds_a_row_that_disagrees_with_the_holds(backend: Backen
         )),
         "{stdout}"
     );
+}
+
+async fn the_expiry_job_rewrites_the_row(backend: Backend) {
+    let app = spawn_app_with(backend, |v| {
+        v.insert("CREDIT_EXPIRY_INTERVAL_MS".into(), "50".into());
+    })
+    .await;
+    let u = app.register("expiring").await.id;
+    grant(&app, u, "100").await;
+    let soon = hold_ttl(&app, u, "10", "soon", 120).await;
+    hold_ttl(&app, u, "20", "later", 3600).await;
+    age(&app, soon["id"].as_i64().unwrap()).await;
+    // Once the job has marked the hold, the row counts only the one still held.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while on_row(&app, u).await != (2000, true) && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(on_row(&app, u).await, (2000, true));
+    assert_eq!(held_and_available(&balance(&app, u).await), (2000, 8000));
+    ledger_verify(&app);
 }
